@@ -1,0 +1,5 @@
+"""Model plugins: the contract (``base``), the network bodies (``nets``) and one module per family."""
+
+from aebench.models.base import AutoEncoder, Encoding, ModelConfig, recon_nats
+
+__all__ = ["AutoEncoder", "Encoding", "ModelConfig", "recon_nats"]

@@ -1,0 +1,98 @@
+"""Name -> spec registries with glob/family selection and helpful errors."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable
+from typing import Generic, TypeVar
+
+from aebench.errors import DuplicateNameError, UnknownNameError
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Specs by name, in registration order.
+
+    ``kind`` names the thing in messages ("model"); ``list_hint`` tells the user
+    where to see the full list ("see `aebench models`").
+    """
+
+    def __init__(self, kind: str, list_hint: str = "") -> None:
+        self.kind = kind
+        self.list_hint = list_hint
+        self._items: dict[str, T] = {}
+
+    def add(self, spec: T) -> None:
+        name = spec.name  # type: ignore[attr-defined]
+        if name in self._items:
+            first = self._items[name].plugin or "?"  # type: ignore[attr-defined]
+            second = spec.plugin or "?"  # type: ignore[attr-defined]
+            raise DuplicateNameError(
+                f"{self.kind} {name!r} is registered twice: by {first} and by {second}"
+            )
+        self._items[name] = spec
+
+    def discard(self, specs: Iterable[T]) -> None:
+        """Remove exactly these spec objects (a plugin's partial registrations)."""
+        for spec in specs:
+            name = spec.name  # type: ignore[attr-defined]
+            if self._items.get(name) is spec:
+                del self._items[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self):
+        return iter(self._items.values())
+
+    def names(self) -> list[str]:
+        return list(self._items)
+
+    def get(self, name: str) -> T:
+        try:
+            return self._items[name]
+        except KeyError:
+            raise UnknownNameError(self.kind, name, self._choices(), self.list_hint) from None
+
+    def _choices(self) -> list[str]:
+        choices = list(self._items)
+        choices += [getattr(s, "family", None) for s in self._items.values()]
+        return [c for c in choices if c]
+
+    def list(self, pattern: str | None = None) -> list[T]:
+        """Specs whose name matches ``pattern``: an fnmatch glob, or a family name."""
+        if not pattern:
+            return list(self._items.values())
+        return [s for s in self._items.values() if _matches(s, pattern)]
+
+    def select(self, patterns: str | Iterable[str]) -> list[T]:
+        """Resolve a comma-separated selection (``'vae,ae-cnn'``, ``'*-cnn'``).
+
+        Every pattern must match something, otherwise :class:`UnknownNameError`
+        names the first one that does not. Order follows the patterns; each
+        spec appears once.
+        """
+        if isinstance(patterns, str):
+            patterns = [p.strip() for p in patterns.split(",")]
+        chosen: dict[str, T] = {}
+        for pattern in patterns:
+            if not pattern:
+                continue
+            matched = self.list(pattern)
+            if not matched:
+                raise UnknownNameError(self.kind, pattern, self._choices(), self.list_hint)
+            for spec in matched:
+                chosen.setdefault(spec.name, spec)  # type: ignore[attr-defined]
+        return list(chosen.values())
+
+
+def _matches(spec: object, pattern: str) -> bool:
+    name = spec.name  # type: ignore[attr-defined]
+    family = getattr(spec, "family", None)
+    if pattern == name or (family is not None and pattern == family):
+        return True
+    return any(ch in pattern for ch in "*?[") and fnmatch.fnmatchcase(name, pattern)
