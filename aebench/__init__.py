@@ -19,8 +19,8 @@ from aebench.hookspecs import hookimpl
 
 __version__ = "0.1.0"
 
-if TYPE_CHECKING:  # pragma: no cover
-    from aebench.api import (
+if TYPE_CHECKING:  # pragma: no cover  (names for type checkers; loaded lazily below)
+    from aebench.api import (  # noqa: F401
         dataset_spec,
         get_dataset,
         get_model,
@@ -29,9 +29,9 @@ if TYPE_CHECKING:  # pragma: no cover
         load_splits,
         model_spec,
     )
-    from aebench.datasets.base import ImageSet
-    from aebench.models.base import AutoEncoder, Encoding, ModelConfig
-    from aebench.specs import DatasetSpec, MetricSpec, ModelSpec
+    from aebench.datasets.base import ImageSet  # noqa: F401
+    from aebench.models.base import AutoEncoder, Encoding, ModelConfig  # noqa: F401
+    from aebench.specs import DatasetSpec, MetricSpec, ModelSpec  # noqa: F401
 
 _LAZY = {
     "list_models": "aebench.api",

@@ -163,14 +163,13 @@ def plugins_cmd(
 
 
 def _load_plugin_commands() -> None:
+    import contextlib
     import warnings
 
-    with warnings.catch_warnings():
+    # A broken plugin must never break the CLI itself; `aebench plugins` shows it.
+    with warnings.catch_warnings(), contextlib.suppress(Exception):
         warnings.simplefilter("ignore")
-        try:
-            _plugins().call_commands(app)
-        except Exception:  # a broken plugin must never break the CLI itself
-            pass
+        _plugins().call_commands(app)
 
 
 def main(argv: list[str] | None = None) -> None:

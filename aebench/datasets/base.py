@@ -104,7 +104,7 @@ def validation_split(
     model or run seed.
     """
     n = len(train)
-    n_val = int(round(size * n)) if 0 < size < 1 else int(size)
+    n_val = round(size * n) if 0 < size < 1 else int(size)
     if not 0 < n_val < n:
         raise ValueError(f"validation size {size} must leave both splits non-empty (n={n})")
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))

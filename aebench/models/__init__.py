@@ -1,4 +1,4 @@
-"""Model plugins: the contract (``base``), the network bodies (``nets``) and one module per family."""
+"""Model plugins: the contract (``base``), network bodies (``nets``), one module per family."""
 
 from aebench.models.base import AutoEncoder, Encoding, ModelConfig, recon_nats
 
