@@ -183,7 +183,7 @@ class Plugins:
         # pm.hook.<name>(...)) so that core knows which plugin registered what,
         # and so a plugin that raises loses only its own registrations.
         caller = getattr(self.pm.hook, hook)
-        for impl in reversed(caller.get_hookimpls()):  # registration order
+        for impl in caller.get_hookimpls():  # registration order
             info = self.infos.get(impl.plugin_name)
             if info is None or info.error:
                 continue
@@ -203,7 +203,7 @@ class Plugins:
                 self._fail(info, exc)
 
     def call_commands(self, cli: Any) -> None:
-        for impl in reversed(self.pm.hook.register_commands.get_hookimpls()):
+        for impl in self.pm.hook.register_commands.get_hookimpls():
             info = self.infos.get(impl.plugin_name)
             if info is None or info.error:
                 continue

@@ -1,0 +1,33 @@
+"""Shared fixtures. Tests never download: every dataset comes from ../shared/data,
+scikit-learn's bundled digits, or small files generated in tmp_path."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
+
+# Two cores in CI: keep torch from oversubscribing them.
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test gets its own aebench cache, so none depends on another's leftovers."""
+    cache = tmp_path_factory.mktemp("aebench-cache")
+    monkeypatch.setenv("AEBENCH_CACHE_DIR", str(cache))
+    monkeypatch.delenv("AEBENCH_PLUGINS", raising=False)
+    yield
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The real MNIST/FashionMNIST files (read-only) that CI has beside the repo."""
+    if not (SHARED_DATA / "MNIST" / "raw").is_dir():
+        pytest.skip(f"real data not found at {SHARED_DATA} (CI provides it)")
+    return SHARED_DATA
