@@ -56,10 +56,19 @@ def _check_ready(spec: DatasetSpec, root: os.PathLike[str]) -> None:
     root = Path(root)
     missing = [f for f in spec.files if not (root / f).is_file()]
     if missing:
-        how = f"; or run `aebench fetch {spec.name}`" if spec.fetch else ""
+        # One line naming each missing file and the exact folder it belongs in.
+        by_folder: dict[Path, list[str]] = {}
+        for f in missing:
+            by_folder.setdefault((root / f).parent, []).append(Path(f).name)
+        where = "; ".join(f"{', '.join(names)} in {d}" for d, names in by_folder.items())
+        how = (
+            f"run `aebench fetch {spec.name}` where a network is available, or "
+            if spec.fetch
+            else ""
+        )
         raise DataError(
-            f"dataset {spec.name!r} is not available: expected {', '.join(missing)} "
-            f"in {root} (set --data-dir or AEBENCH_DATA_DIR{how})"
+            f"dataset {spec.name!r} is not available: expected {where} "
+            f"({how}point --data-dir or AEBENCH_DATA_DIR at a folder that has them)"
         )
 
 
