@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import traceback
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -160,6 +161,180 @@ def plugins_cmd(
         for i in infos:
             if i.traceback:
                 err.print(f"--- {i.name} ---\n{i.traceback}", markup=False, highlight=False)
+
+
+RUN_HELP = """Train and evaluate every (model, dataset) pair; store runs; build the leaderboard.
+
+Profiles (epochs / FID samples / NLL k on how many test images / train limit):
+smoke 2 / 500 / 16 on 200 / 5000; quick (default) 5 / 5000 / 64 on 1000 / all;
+full 30 / 10000 / 1000 on 10000 / all. Explicit options override the profile
+and the suite file. Rerunning skips finished runs (same settings); --force
+redoes them.
+"""
+
+
+@app.command("run", help=RUN_HELP)
+def run_cmd(
+    models: Annotated[
+        str | None,
+        typer.Option(
+            help="Models: names, families or globs, comma-separated ('vae,ae-cnn', '*-mlp')."
+        ),
+    ] = None,
+    datasets: Annotated[
+        str | None, typer.Option(help="Datasets, comma-separated ('mnist,digits', 'folder:PATH').")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Training epochs (profile default).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size [default: 128].")] = None,
+    lr: Annotated[float | None, typer.Option(help="Adam learning rate [default: 1e-3].")] = None,
+    latent_dims: Annotated[
+        str | None, typer.Option(help="Latent sizes, a grid axis ('2,16') [default: 16].")
+    ] = None,
+    betas: Annotated[
+        str | None, typer.Option(help="β values for families with a β ('0.5,4') [default: 4].")
+    ] = None,
+    seeds: Annotated[
+        str | None, typer.Option(help="Seeds, a grid axis ('0,1,2') [default: 0].")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="Use only the first N training images.")] = None,
+    likelihood: Annotated[
+        str | None,
+        typer.Option(help="Reconstruction likelihood: bernoulli (BCE) or gaussian (MSE)."),
+    ] = None,
+    hidden_dims: Annotated[
+        str | None, typer.Option(help="Hidden sizes ('512,256' for MLP; '32,64,1024' for CNN).")
+    ] = None,
+    val_size: Annotated[
+        float | None,
+        typer.Option(help="Validation split carved from train: fraction or count [default: 0.1]."),
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    data_dir: Annotated[
+        str | None,
+        typer.Option(help="Dataset root [default: $AEBENCH_DATA_DIR, then ~/.cache/aebench/data]."),
+    ] = None,
+    out: Annotated[
+        str, typer.Option(help="Output directory for runs, results and the site.")
+    ] = "aebench-out",
+    profile: Annotated[
+        str | None, typer.Option(help="smoke, quick or full (epoch and sample budgets).")
+    ] = None,
+    suite: Annotated[
+        str | None,
+        typer.Option(help="A suite TOML file defining the whole grid (see benchmarks/suites/)."),
+    ] = None,
+    fid_extractor: Annotated[
+        str | None, typer.Option(help="auto, inception-v3-compat or classifier (offline).")
+    ] = None,
+    fid_samples: Annotated[
+        int | None, typer.Option(help="Samples for FID (profile default).")
+    ] = None,
+    no_fid: Annotated[bool, typer.Option("--no-fid", help="Skip FID.")] = False,
+    nll_k: Annotated[
+        int | None, typer.Option(help="Importance samples for the NLL (IWAE) estimate.")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Redo runs that already finished.")
+    ] = False,
+    no_report: Annotated[
+        bool, typer.Option("--no-report", help="Do not build the HTML leaderboard.")
+    ] = False,
+) -> None:
+    from aebench.plan import Options, load_suite, parse_list, plan
+    from aebench.runner import RunProgress, run_benchmark
+
+    cli_options = Options(
+        models=parse_list("--models", models),
+        datasets=parse_list("--datasets", datasets),
+        latent_dims=parse_list("--latent-dims", latent_dims, int),
+        betas=parse_list("--betas", betas, float),
+        seeds=parse_list("--seeds", seeds, int),
+        hidden_dims=parse_list("--hidden-dims", hidden_dims, int),
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        limit=limit,
+        likelihood=likelihood,
+        val_size=val_size,
+        fid_extractor=fid_extractor,
+        fid_samples=0 if no_fid else fid_samples,
+        nll_k=nll_k,
+        profile=profile,
+    )
+    grids = [cli_options]
+    if suite:
+        meta, suite_grids = load_suite(suite)
+        grids = [g.merged(cli_options) for g in suite_grids]
+        if meta.get("name"):
+            err.print(
+                f"suite {meta['name']}: {meta.get('description', '')}".strip(),
+                markup=False,
+                highlight=False,
+            )
+    runs = plan(grids, device=device)
+    progress = RunProgress(console=err)
+    summary = run_benchmark(
+        runs, out, data_dir=data_dir, force=force, report=not no_report, progress=progress
+    )
+    done, skipped, failed = summary.count("done"), summary.count("skipped"), summary.failed
+    err.print(
+        f"{done} run(s) done, {skipped} skipped, {len(failed)} failed; results: "
+        f"{Path(out) / 'results.csv'}",
+        markup=False,
+        highlight=False,
+    )
+    if summary.site:
+        err.print(f"leaderboard: {summary.site / 'index.html'}", markup=False, highlight=False)
+    if summary.report_error:
+        err.print(
+            f"aebench: warning: the leaderboard was not built ({summary.report_error}); "
+            f"retry with `aebench report {out}`",
+            markup=False,
+            highlight=False,
+        )
+    if failed:
+        for o in failed:
+            err.print(f"  failed: {o.run.label}: {o.reason}", markup=False, highlight=False)
+        raise typer.Exit(1)
+
+
+@app.command("report")
+def report_cmd(
+    run_dir: Annotated[
+        str, typer.Argument(help="A benchmark output directory (the --out of `aebench run`).")
+    ],
+    out: Annotated[
+        str | None, typer.Option("--out", help="Where to write the site [default: RUN_DIR/site].")
+    ] = None,
+) -> None:
+    """Rebuild the HTML leaderboard from stored runs, without retraining."""
+    from aebench import results
+    from aebench.errors import ConfigError
+    from aebench.report import build_site
+
+    root = Path(run_dir)
+    if not (root / "runs").is_dir():
+        raise ConfigError(
+            f"{run_dir!r} has no runs/ folder: pass the --out directory of `aebench run`"
+        )
+    results.write(root)
+    site = build_site(root, Path(out) if out else None)
+    print(site / "index.html")
+
+
+@app.command("fetch")
+def fetch_cmd(
+    dataset: Annotated[
+        str, typer.Argument(help="Dataset to download (mnist, fashion-mnist, svhn).")
+    ],
+    data_dir: Annotated[
+        str | None, typer.Option(help="Dataset root [default: $AEBENCH_DATA_DIR, then cache].")
+    ] = None,
+) -> None:
+    """Download a dataset's files (with a progress bar) into the data root."""
+    from aebench.datasets.fetching import fetch_dataset
+
+    print(fetch_dataset(dataset, data_dir))
 
 
 def _load_plugin_commands() -> None:

@@ -1,10 +1,31 @@
-"""The one training loop, for every model family."""
+"""The one training loop, for every model family.
+
+The loop owns the optimiser (Adam), the epochs, batching and validation; the
+model owns its loss (``loss_terms``). Batches have a fixed shape: the ragged
+last batch of each epoch is dropped (its images land in other epochs' batches,
+since the order is reshuffled), because on CPU every new input shape makes
+oneDNN plan again, which costs more than the few images are worth.
+"""
 
 from __future__ import annotations
 
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
 import torch
 
+from aebench.datasets.base import ImageSet
 from aebench.models.base import AutoEncoder
+
+TERMS = ("total", "recon", "reg")
+
+
+class DivergedError(RuntimeError):
+    """The loss became NaN or infinite."""
 
 
 def train_step(
@@ -16,3 +37,125 @@ def train_step(
     terms["total"].mean().backward()
     optimizer.step()
     return {k: v.detach() for k, v in terms.items()}
+
+
+@torch.no_grad()
+def mean_loss_terms(
+    model: AutoEncoder, data: ImageSet, batch_size: int, device: torch.device
+) -> dict[str, float]:
+    """Mean per-image loss terms (nats) over ``data``, in eval mode."""
+    was_training = model.training
+    model.eval()
+    sums = torch.zeros(len(TERMS), dtype=torch.float64)
+    for start in range(0, len(data), batch_size):
+        x = data.batch(slice(start, start + batch_size), device)
+        terms = model.loss_terms(x)
+        sums += torch.stack([terms[k].sum() for k in TERMS]).double().cpu()
+    model.train(was_training)
+    return {k: float(v) / len(data) for k, v in zip(TERMS, sums, strict=True)}
+
+
+@dataclass
+class TrainSettings:
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    seed: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    metric_images: int = 1000  # fixed subset for per-epoch MSE/SSIM/PSNR
+    snapshot_images: int = 10  # fixed validation images reconstructed every epoch
+
+
+@dataclass
+class TrainResult:
+    history: list[dict[str, float]]
+    best_epoch: int
+    seconds: float
+
+
+class Progress:
+    """What the loop reports; the runner supplies a rich or plain-text version."""
+
+    def start_epoch(self, epoch: int, epochs: int, steps: int) -> None: ...
+    def step(self, loss: float) -> None: ...
+    def end_epoch(self, row: dict[str, float]) -> None: ...
+
+
+def _image_metrics(model: AutoEncoder, x: torch.Tensor, prefix: str) -> dict[str, float]:
+    from aebench.metrics.image import average, image_metrics_per_image
+
+    with torch.no_grad():
+        recon = model.reconstruct(x).clamp_(0, 1)
+    return {f"{prefix}_{k}": v for k, v in average(image_metrics_per_image(recon, x)).items()}
+
+
+def fit(
+    model: AutoEncoder,
+    train: ImageSet,
+    val: ImageSet,
+    settings: TrainSettings,
+    progress: Progress | None = None,
+    on_epoch: Callable[[int, dict[str, float], torch.Tensor], Any] | None = None,
+) -> TrainResult:
+    """Train ``model`` and keep the weights of the epoch with the best validation loss.
+
+    ``on_epoch(epoch, row, snapshot)`` receives each history row and the
+    reconstructions of the fixed snapshot images (for the report's animation).
+    Deterministic given ``settings.seed`` (and the model's own initial weights).
+    """
+    device = settings.device
+    progress = progress or Progress()
+    model.to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    n = len(train)
+    batch_size = min(settings.batch_size, n)
+    steps = n // batch_size
+    generator = torch.Generator().manual_seed(settings.seed)
+    # Whole datasets are uint8 tensors; on an accelerator move them once.
+    images = train.images if device.type == "cpu" else train.images.to(device)
+    n_metric = min(settings.metric_images, len(val), n)
+    val_fixed = val.batch(slice(0, n_metric), device)
+    train_fixed = train.batch(slice(0, n_metric), device)
+    snapshot = val_fixed[: settings.snapshot_images]
+
+    history: list[dict[str, float]] = []
+    best_total, best_epoch, best_state = math.inf, 0, None
+    started = time.perf_counter()
+    for epoch in range(1, settings.epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        progress.start_epoch(epoch, settings.epochs, steps)
+        perm = torch.randperm(n, generator=generator).to(images.device)
+        sums = torch.zeros(len(TERMS), device=device)
+        for s in range(steps):
+            x = images[perm[s * batch_size : (s + 1) * batch_size]].float().div_(255.0)
+            terms = train_step(model, optimizer, x)
+            batch = torch.stack([terms[k].mean() for k in TERMS])
+            sums += batch
+            loss = float(batch[0])
+            if not math.isfinite(loss):
+                raise DivergedError(f"loss became {loss} at epoch {epoch}, step {s + 1}")
+            progress.step(loss)
+        row: dict[str, float] = {"epoch": epoch}
+        row.update({f"train_{k}": float(v) / steps for k, v in zip(TERMS, sums, strict=True)})
+        val_terms = mean_loss_terms(model, val, batch_size, device)
+        if not math.isfinite(val_terms["total"]):
+            raise DivergedError(f"validation loss became {val_terms['total']} at epoch {epoch}")
+        row.update({f"val_{k}": v for k, v in val_terms.items()})
+        model.eval()
+        row.update(_image_metrics(model, train_fixed, "train"))
+        row.update(_image_metrics(model, val_fixed, "val"))
+        row["seconds"] = time.perf_counter() - t0
+        history.append(row)
+        if val_terms["total"] < best_total:
+            best_total, best_epoch = val_terms["total"], epoch
+            best_state = copy.deepcopy(model.state_dict())
+        with torch.no_grad():
+            snap = model.reconstruct(snapshot).clamp_(0, 1).cpu()
+        progress.end_epoch(row)
+        if on_epoch is not None:
+            on_epoch(epoch, row, snap)
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return TrainResult(history, best_epoch, time.perf_counter() - started)

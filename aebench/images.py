@@ -1,0 +1,46 @@
+"""Image grids for run directories, made with torchvision's grid utilities."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torchvision.utils import make_grid, save_image
+
+from aebench import io as aio
+
+
+def save_grid(images: torch.Tensor, path: Path, nrow: int = 8) -> None:
+    """Save images in [0, 1] as one PNG grid (atomically)."""
+    grid = make_grid(images.detach().float().cpu().clamp(0, 1), nrow=nrow, padding=2, pad_value=1.0)
+    aio.save_with(path, lambda p: save_image(grid, str(p), format="png"))
+
+
+def save_recon_grid(originals: torch.Tensor, recons: torch.Tensor, path: Path) -> None:
+    """Originals in the top row, their reconstructions below."""
+    save_grid(torch.cat([originals.cpu(), recons.cpu()]), path, nrow=len(originals))
+
+
+@torch.no_grad()
+def interpolation_pair(labels: torch.Tensor | None) -> tuple[int, int]:
+    """Indices of two test images to interpolate between: the first two of different classes."""
+    if labels is None or len(labels) < 2:
+        return 0, min(1, len(labels) - 1 if labels is not None else 1)
+    first = int(labels[0])
+    other = (labels != first).nonzero()
+    return 0, int(other[0]) if len(other) else 1
+
+
+@torch.no_grad()
+def save_interpolation(
+    model: Any, test: Any, path: Path, device: torch.device, steps: int = 10
+) -> None:
+    """Decode a straight line between the latent means of two test images of different classes."""
+    i, j = interpolation_pair(test.labels)
+    x = test.batch(torch.tensor([i, j]), device)
+    z = model.encode(x).mean
+    t = torch.linspace(0, 1, steps, device=z.device).unsqueeze(1)
+    line = (1 - t) * z[0] + t * z[1]
+    decoded = model.decode(line).clamp(0, 1).cpu()
+    save_grid(torch.cat([x[:1].cpu(), decoded, x[1:].cpu()]), path, nrow=steps + 2)
