@@ -1,1 +1,166 @@
-"""Placeholder until the plugin lands; registers nothing."""
+"""The deterministic autoencoder, as ``ae-mlp`` and ``ae-cnn``.
+
+It has no prior of its own. After training, :meth:`AE.fit_prior` fits a
+density on the training latent means (a scikit-learn ``GaussianMixture`` with
+full covariances, or a single full-covariance Gaussian) and copies its
+weights, means and Cholesky factors into registered buffers. So the fitted
+prior travels with ``state_dict()``, and sampling is pure torch (seeded by the
+caller's generator). ``prior_description`` records which density was used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from aebench.errors import ConfigError
+from aebench.hookspecs import hookimpl
+from aebench.models.base import AutoEncoder, Encoding, ModelConfig
+from aebench.models.nets import ARCH_SUMMARY, build_decoder, build_encoder, make_spec
+from aebench.specs import ModelSpec
+
+PRIORS = ("gmm", "gaussian")
+
+
+@dataclass
+class AEConfig(ModelConfig):
+    """:class:`ModelConfig` plus the sampling density fitted on training latents.
+
+    ``prior``: ``"gmm"`` (a Gaussian mixture of ``prior_components`` full-covariance
+    components) or ``"gaussian"`` (one full-covariance Gaussian).
+    """
+
+    prior: str = "gmm"
+    prior_components: int = 10
+
+    def validate(self) -> None:
+        super().validate()
+        if self.prior not in PRIORS:
+            raise ConfigError(f"prior must be one of {', '.join(PRIORS)}, got {self.prior!r}")
+        if (
+            isinstance(self.prior_components, bool)
+            or not isinstance(self.prior_components, int)
+            or self.prior_components < 1
+        ):
+            raise ConfigError(
+                f"prior_components must be a positive integer, got {self.prior_components!r}"
+            )
+
+    @property
+    def n_components(self) -> int:
+        """Mixture components actually fitted (1 for ``prior="gaussian"``)."""
+        return 1 if self.prior == "gaussian" else self.prior_components
+
+
+class AE(AutoEncoder):
+    """Deterministic autoencoder on an MLP or CNN body; ``reg`` is identically zero."""
+
+    family: ClassVar[str] = "ae"
+    regulariser: ClassVar[str] = "none"
+
+    prior_weights: torch.Tensor
+    prior_means: torch.Tensor
+    prior_scale_tril: torch.Tensor
+    prior_fitted: torch.Tensor
+
+    def __init__(
+        self, config: ModelConfig, input_shape: tuple[int, int, int], arch: str = "mlp"
+    ) -> None:
+        super().__init__(config, input_shape)
+        self.arch = arch
+        self.encoder = build_encoder(arch, self.input_shape, config.hidden_dims, config.latent_dim)
+        self.decoder = build_decoder(arch, self.input_shape, config.hidden_dims, config.latent_dim)
+        k, d = self._n_components, config.latent_dim
+        self.register_buffer("prior_weights", torch.full((k,), 1.0 / k))
+        self.register_buffer("prior_means", torch.zeros(k, d))
+        self.register_buffer("prior_scale_tril", torch.eye(d).expand(k, d, d).clone())
+        self.register_buffer("prior_fitted", torch.tensor(False))
+
+    @property
+    def _n_components(self) -> int:
+        return getattr(self.config, "n_components", 1)
+
+    @property
+    def _prior_kind(self) -> str:
+        return getattr(self.config, "prior", "gaussian")
+
+    def encode(self, x: torch.Tensor) -> Encoding:
+        return Encoding(self.encoder(x))
+
+    def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
+
+    def loss_terms(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        recon = self.recon_nats(self.decoder(self.encoder(x)), x)
+        return {"total": recon, "recon": recon, "reg": torch.zeros_like(recon)}
+
+    def fit_prior(self, latents: torch.Tensor) -> None:
+        """Fit the sampling density on training latent means ``(N, latent_dim)``."""
+        from sklearn.mixture import GaussianMixture
+
+        z = latents.detach().to("cpu", torch.float64).numpy()
+        k = self._n_components
+        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(
+                f"fit_prior expects latents of shape (N, {self.latent_dim}), got {tuple(z.shape)}"
+            )
+        if z.shape[0] < max(k, 2):
+            raise ValueError(
+                f"fit_prior needs at least {max(k, 2)} latents for {self.prior_description}, "
+                f"got {z.shape[0]}"
+            )
+        gmm = GaussianMixture(k, covariance_type="full", random_state=0).fit(z)
+        chol = np.linalg.cholesky(gmm.covariances_)
+        like = self.prior_means
+        self.prior_weights.copy_(torch.as_tensor(gmm.weights_, dtype=like.dtype))
+        self.prior_means.copy_(torch.as_tensor(gmm.means_, dtype=like.dtype))
+        self.prior_scale_tril.copy_(torch.as_tensor(chol, dtype=like.dtype))
+        self.prior_fitted.fill_(True)
+
+    @property
+    def prior_description(self) -> str:
+        if self._prior_kind == "gaussian":
+            return "Gaussian (full covariance) fitted on training latent means"
+        return f"GaussianMixture({self._n_components}, full) fitted on training latent means"
+
+    @torch.no_grad()
+    def sample_latents(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` draws from the fitted density, ``(n, latent_dim)``."""
+        if not bool(self.prior_fitted):
+            raise RuntimeError(
+                f"{type(self).__name__}.sample() needs a fitted prior: call "
+                "fit_prior(training latent means) first (or load a state_dict that has one)"
+            )
+        # Draw on the generator's device, so a CPU-seeded generator gives the same
+        # latents whichever device the model is on.
+        device = self.prior_means.device
+        where = generator.device if generator is not None else device
+        weights = self.prior_weights.to(where)
+        comp = torch.multinomial(weights, n, replacement=True, generator=generator).to(device)
+        eps = torch.randn(n, self.latent_dim, 1, generator=generator, device=where).to(device)
+        return self.prior_means[comp] + (self.prior_scale_tril[comp] @ eps).squeeze(-1)
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.decode(self.sample_latents(n, generator))
+
+
+@hookimpl
+def register_models(register: Callable[[ModelSpec], None]) -> None:
+    """Register ``ae-mlp`` and ``ae-cnn``."""
+    for arch in ("mlp", "cnn"):
+        register(
+            make_spec(
+                f"ae-{arch}",
+                "ae",
+                arch,
+                AE,
+                AEConfig,
+                f"deterministic autoencoder, {ARCH_SUMMARY[arch]}; samples from a density "
+                "(GMM or Gaussian) fitted on training latents",
+            )
+        )
