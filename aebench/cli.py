@@ -233,6 +233,12 @@ def run_cmd(
     nll_k: Annotated[
         int | None, typer.Option(help="Importance samples for the NLL (IWAE) estimate.")
     ] = None,
+    nll_samples: Annotated[
+        int | None, typer.Option(help="Test images for the NLL estimate (0: skip).")
+    ] = None,
+    probe_samples: Annotated[
+        int | None, typer.Option(help="Train/test latents for the linear probe (0: skip).")
+    ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Redo runs that already finished.")
     ] = False,
@@ -259,6 +265,8 @@ def run_cmd(
         fid_extractor=fid_extractor,
         fid_samples=0 if no_fid else fid_samples,
         nll_k=nll_k,
+        nll_samples=nll_samples,
+        probe_samples=probe_samples,
         profile=profile,
     )
     grids = [cli_options]
@@ -322,6 +330,34 @@ def report_cmd(
     print(site / "index.html")
 
 
+@app.command("generate")
+def generate_cmd(
+    run_dir: Annotated[str, typer.Argument(help="One run directory (OUT/runs/<run_id>).")],
+    n: Annotated[int, typer.Option("--n", help="Number of samples.")] = 64,
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    out: Annotated[
+        str | None, typer.Option("--out", help="PNG file [default: RUN_DIR/images/generated.png].")
+    ] = None,
+) -> None:
+    """Write samples from a trained run's prior to a PNG grid (no retraining)."""
+    from aebench.runner import load_run
+
+    if n < 1:
+        from aebench.errors import ConfigError
+
+        raise ConfigError(f"--n must be > 0, got {n}")
+    import torch
+
+    from aebench.images import save_grid
+
+    model = load_run(Path(run_dir))
+    with torch.no_grad():
+        images = model.sample(n, generator=torch.Generator().manual_seed(seed))
+    target = Path(out) if out else Path(run_dir) / "images" / "generated.png"
+    save_grid(images, target, nrow=max(1, int(n**0.5)))
+    print(target)
+
+
 @app.command("fetch")
 def fetch_cmd(
     dataset: Annotated[
@@ -356,7 +392,13 @@ def main(argv: list[str] | None = None) -> None:
     if not ({"--version", "--help", "-h"} & set(argv[:1])) and argv:
         _load_plugin_commands()
     try:
-        app(args=argv, prog_name="aebench", standalone_mode=False)
+        # Outside standalone mode, typer returns the exit code of typer.Exit and
+        # of an interrupt (130) instead of raising.
+        code = app(args=argv, prog_name="aebench", standalone_mode=False)
+        if code == 130:
+            raise KeyboardInterrupt
+        if isinstance(code, int) and code:
+            raise SystemExit(code)
     except AebenchError as exc:
         if verbose:
             traceback.print_exc()
@@ -367,10 +409,12 @@ def main(argv: list[str] | None = None) -> None:
     except (typer.Abort, KeyboardInterrupt):
         err.print("aebench: interrupted; finished runs are kept on disk", markup=False)
         raise SystemExit(130) from None
-    except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.ClickException):
+    except Exception as exc:
+        # Usage errors (bad option, missing argument): click's ClickException, or
+        # typer's own vendored copy in typer >= 0.2x. Both carry show()/exit_code.
+        if callable(getattr(exc, "show", None)) and isinstance(
+            getattr(exc, "exit_code", None), int
+        ):
             exc.show()
             raise SystemExit(exc.exit_code) from None
         if verbose:

@@ -20,12 +20,12 @@ from aebench.errors import ConfigError, UnknownNameError, suggest
 # `--models vae,ae --datasets mnist` finishes in about ten minutes.
 PROFILES: dict[str, dict[str, Any]] = {
     "smoke": {
-        "epochs": 2,
+        "epochs": 10,
         "fid_samples": 500,
         "nll_k": 16,
         "nll_samples": 200,
         "probe_samples": 1000,
-        "limit": 5000,
+        "limit": 2000,
     },
     "quick": {
         "epochs": 5,

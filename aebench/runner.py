@@ -166,7 +166,8 @@ def execute(run: RunConfig, run_dir: Path, data: DataCache, progress: Progress) 
         nll_k=run.nll_k,
         nll_samples=run.nll_samples,
         probe_samples=run.probe_samples,
-        dataset=run.dataset, fid_train=full_train,
+        dataset=run.dataset,
+        fid_train=full_train,
         extra_metrics=list(get_plugins().metrics),
     )
     metrics.update(
@@ -222,6 +223,22 @@ def load_weights(model: torch.nn.Module, run_dir: Path) -> torch.nn.Module:
 
     model.load_state_dict(load_file(str(run_dir / "weights.safetensors")))
     return model
+
+
+def load_run(run_dir: Path) -> Any:
+    """Rebuild a finished run's model from its config and weights (eval mode)."""
+    from aebench.api import model_spec
+    from aebench.errors import ConfigError
+
+    status = run_status(run_dir)
+    if not status or status.get("status") != "done":
+        state = status.get("status") if status else "missing"
+        raise ConfigError(f"{run_dir}: not a finished run (status: {state})")
+    config = aio.read_json(run_dir / "config.json")
+    spec = model_spec(config["model"])
+    shape = tuple(config["input_shape"])
+    model = spec.factory(spec.config_cls.from_options(**config["model_config"]), shape)
+    return load_weights(model, run_dir).eval()
 
 
 class Benchmark:
@@ -280,7 +297,8 @@ class Benchmark:
         if run_dir.exists():  # a failed, interrupted or forced run starts clean
             shutil.rmtree(run_dir)
         run_dir.mkdir(parents=True)
-        aio.write_json(run_dir / "config.json", run.to_dict())
+        train_shape = self.data.get(run.dataset, run.val_size)[0].shape
+        aio.write_json(run_dir / "config.json", {**run.to_dict(), "input_shape": list(train_shape)})
         started = now()
         aio.write_json(
             run_dir / "status.json",

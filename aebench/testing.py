@@ -12,7 +12,8 @@ Plugin authors run the same suite the built-in models run (timm-style)::
         testing.run_check(check, name)
 
 or all at once: ``testing.check_model("my-vae-cnn")`` (also accepts a
-:class:`~aebench.specs.ModelSpec` that is not registered yet). A broken rule
+:class:`~aebench.specs.ModelSpec` that is not registered yet). Dataset plugins:
+``testing.check_dataset("my-dataset")``. A broken rule
 raises ``AssertionError`` naming the model and the rule, e.g.
 ``vae-cnn: loss_terms()['recon'] must have shape (B,) = (4,), got (4, 1)``.
 
@@ -551,3 +552,21 @@ def check_model(
             check_shapes(spec_or_name, input_shapes)
         else:
             check(spec_or_name)
+
+
+# Dataset plugins get the same treatment: `check_dataset("my-dataset")` raises
+# AssertionError naming the broken rule (see aebench.datasets.conformance).
+from aebench.datasets.conformance import RULES as DATASET_RULES  # noqa: E402
+from aebench.datasets.conformance import check_dataset  # noqa: E402
+
+__all__ = [
+    "CHECKS",
+    "DATASET_RULES",
+    "build",
+    "check_dataset",
+    "check_model",
+    "check_names",
+    "digits_batch",
+    "model_names",
+    "run_check",
+]

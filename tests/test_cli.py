@@ -62,13 +62,21 @@ def test_unknown_names_exit_2_with_one_line(capsys, args, expected):
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
-def test_unknown_model_suggests_family_when_models_exist(capsys):
-    from aebench.plugins import get_plugins
-
-    if "vae" not in {s.family for s in get_plugins().models}:
-        pytest.skip("built-in VAE models are not registered yet")
+def test_unknown_model_suggests_the_family(capsys):
     _, _, err = run(capsys, "models", "vea")
     assert "did you mean vae?" in err
+
+
+def test_models_pattern_and_json(capsys):
+    code, out, _ = run(capsys, "models", "*-cnn", "--json")
+    assert code == 0
+    rows = json.loads(out)
+    assert [r["name"] for r in rows] == ["ae-cnn", "vae-cnn", "beta-vae-cnn"]
+    assert all(r["arch"] == "cnn" and r["plugin"].startswith("aebench ") for r in rows)
+    beta = rows[2]
+    assert beta["family"] == "beta-vae" and beta["config"]["beta"] == 4.0
+    code, out, _ = run(capsys, "models", "vae", "--json")
+    assert [r["name"] for r in json.loads(out)] == ["vae-mlp", "vae-cnn"]
 
 
 def test_console_script_end_to_end_exit_code():

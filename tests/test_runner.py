@@ -1,0 +1,251 @@
+"""`aebench run` end to end on the offline digits set: storage, resume, failures, validation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+import aebench
+from aebench.cli import main
+from aebench.plugins import get_plugins
+from aebench.specs import ModelSpec
+
+FAST = [
+    "--datasets",
+    "digits",
+    "--epochs",
+    "2",
+    "--no-fid",
+    "--no-report",
+    "--probe-samples",
+    "300",
+]
+
+
+def cli(capsys, *args: str) -> tuple[int, str]:
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    return code, capsys.readouterr().err
+
+
+def test_run_stores_every_run_and_the_results_table(capsys, tmp_path):
+    code, err = cli(capsys, "run", "--models", "vae-mlp,ae-mlp", *FAST, "--out", str(tmp_path))
+    assert code == 0, err
+    runs = sorted((tmp_path / "runs").iterdir())
+    assert len(runs) == 2
+    for run in runs:
+        for name in (
+            "config.json",
+            "status.json",
+            "history.csv",
+            "metrics.json",
+            "weights.safetensors",
+            "latents.npz",
+            "images/recon.png",
+            "images/samples.png",
+            "images/interp.png",
+            "images/recon_epoch_002.png",
+        ):
+            assert (run / name).is_file(), f"{run.name} lacks {name}"
+        assert json.loads((run / "status.json").read_text())["status"] == "done"
+        history = pd.read_csv(run / "history.csv")
+        assert list(history["epoch"]) == [1, 2]
+        assert {"val_mse", "val_ssim", "val_psnr", "train_total", "val_reg"} <= set(history)
+    table = pd.read_csv(tmp_path / "results.csv")
+    assert set(table["model"]) == {"vae-mlp", "ae-mlp"}
+    assert (table["status"] == "done").all()
+    vae = table[table.model == "vae-mlp"].iloc[0]
+    ae = table[table.model == "ae-mlp"].iloc[0]
+    assert vae.test_reg > 0 and ae.test_reg == 0  # KL for the VAE, nothing for the AE
+    assert vae.test_total == pytest.approx(vae.test_recon + vae.test_reg)
+    assert pd.isna(ae.nll) and vae.nll > 0
+    assert 0 <= vae.test_ssim <= 1 and vae.probe_acc > 0.3
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "results.parquet")[["run_id", "test_total"]],
+        table[["run_id", "test_total"]],
+    )
+
+
+def test_same_seed_same_numbers_and_weights_reload(capsys, tmp_path):
+    for out in ("a", "b"):
+        code, err = cli(capsys, "run", "--models", "vae-cnn", *FAST, "--out", str(tmp_path / out))
+        assert code == 0, err
+    a, b = (pd.read_csv(tmp_path / o / "results.csv") for o in ("a", "b"))
+    assert a.test_total.iloc[0] == b.test_total.iloc[0]
+    assert a.test_ssim.iloc[0] == b.test_ssim.iloc[0]
+
+    from aebench.runner import load_weights
+
+    run_dir = next((tmp_path / "a" / "runs").iterdir())
+    config = json.loads((run_dir / "config.json").read_text())
+    model = load_weights(aebench.get_model("vae-cnn", (1, 8, 8), **config["model_config"]), run_dir)
+    x = aebench.get_dataset("digits", "test").batch(slice(0, 4))
+    assert model.reconstruct(x).shape == x.shape
+
+
+def test_rerun_skips_finished_runs_and_force_redoes_them(capsys, tmp_path):
+    args = ("run", "--models", "ae-mlp", *FAST, "--out", str(tmp_path))
+    assert cli(capsys, *args)[0] == 0
+    stamp = (tmp_path / "runs").iterdir().__next__() / "status.json"
+    before = stamp.read_text()
+    code, err = cli(capsys, *args)
+    assert code == 0 and "1 of 1 runs already finished" in err and "0 run(s) done, 1 skipped" in err
+    assert stamp.read_text() == before
+    code, err = cli(capsys, *args, "--force")
+    assert code == 0 and "1 run(s) done" in err
+
+
+def test_interrupted_benchmark_resumes_to_the_same_table(capsys, tmp_path, monkeypatch):
+    args = ["run", "--models", "vae-mlp,ae-mlp", "--latent-dims", "2,4", *FAST]
+    assert cli(capsys, *args, "--out", str(tmp_path / "clean"))[0] == 0
+
+    import aebench.runner as runner
+
+    real, calls = runner.execute, {"n": 0}
+
+    def killed_on_third(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(runner, "execute", killed_on_third)
+    code, err = cli(capsys, *args, "--out", str(tmp_path / "resumed"))
+    assert code == 130 and "finished runs are kept" in err
+    partial = pd.read_csv(tmp_path / "resumed" / "results.csv")
+    assert (partial.status == "done").sum() == 2  # the table was rebuilt on the way out
+    monkeypatch.setattr(runner, "execute", real)
+    code, err = cli(capsys, *args, "--out", str(tmp_path / "resumed"))
+    assert code == 0 and "2 of 4 runs already finished" in err
+
+    cols = ["run_id", "status", "test_total", "test_mse", "test_ssim", "probe_acc"]
+    clean = pd.read_csv(tmp_path / "clean" / "results.csv")[cols]
+    resumed = pd.read_csv(tmp_path / "resumed" / "results.csv")[cols]
+    pd.testing.assert_frame_equal(clean, resumed)
+
+
+def test_diverging_model_is_recorded_as_failed_and_others_continue(capsys, tmp_path):
+    base = aebench.model_spec("vae-mlp")
+
+    def factory(config, shape):
+        model = base.factory(config, shape)
+        real = model.loss_terms
+
+        def loss_terms(x):
+            terms = real(x)
+            terms["total"] = terms["total"] * float("nan")
+            return terms
+
+        model.loss_terms = loss_terms
+        return model
+
+    class Plugin:
+        @aebench.hookimpl
+        def register_models(self, register):
+            register(
+                ModelSpec(
+                    name="boom-mlp",
+                    family="boom",
+                    arch="mlp",
+                    config_cls=base.config_cls,
+                    factory=factory,
+                )
+            )
+
+    plugins = get_plugins()
+    plugins.register(Plugin(), "boom")
+    try:
+        code, err = cli(capsys, "run", "--models", "boom,ae-mlp", *FAST, "--out", str(tmp_path))
+    finally:
+        plugins.unregister("boom")
+    assert code == 1
+    assert "1 run(s) done, 0 skipped, 1 failed" in err
+    assert "failed: boom-mlp on digits" in err and "DivergedError: loss became nan" in err
+    table = pd.read_csv(tmp_path / "results.csv").set_index("model")
+    assert table.loc["boom-mlp", "status"] == "failed"
+    assert table.loc["boom-mlp", "reason"].startswith("DivergedError: loss became nan at epoch 1")
+    assert table.loc["ae-mlp", "status"] == "done"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--models", "vea"), "unknown model 'vea' (did you mean vae?)"),
+        (("--datasets", "digts"), "unknown dataset 'digts' (did you mean digits?)"),
+        (("--latent-dims", "2,x"), "--latent-dims: expected comma-separated integers"),
+        (("--latent-dims", "0"), "--latent-dims: expected positive integers"),
+        (("--epochs", "0"), "--epochs must be > 0"),
+        (("--lr", "-1"), "--lr must be > 0"),
+        (("--betas", "0"), "--betas must be > 0"),
+        (("--device", "cuda"), "--device cuda: CUDA is not available"),
+        (("--device", "tpu"), "unknown device 'tpu'"),
+        (("--profile", "quik"), "unknown profile 'quik' (did you mean quick?)"),
+        (("--fid-extractor", "inception"), "unknown FID extractor 'inception'"),
+        (("--likelihood", "poisson"), "likelihood must be one of bernoulli, gaussian"),
+        (
+            ("--datasets", "digits,mnist", "--data-dir", "{empty}"),
+            "dataset 'mnist' is not available",
+        ),
+        (("--suite", "{missing}"), "--suite: no such file"),
+    ],
+)
+def test_bad_options_fail_before_any_training(capsys, tmp_path, args, message):
+    if torch.cuda.is_available() and "cuda" in args:
+        pytest.skip("this machine has CUDA")
+    args = tuple(a.format(empty=tmp_path / "empty", missing=tmp_path / "nope.toml") for a in args)
+    base = {"--models": "vae-mlp", "--datasets": "digits"}
+    for flag in ("--models", "--datasets"):
+        if flag in args:
+            base.pop(flag)
+    flat = [x for kv in base.items() for x in kv]
+    # --epochs 1 first: a bad value in `args` comes later and wins.
+    code, err = cli(capsys, "run", *flat, "--epochs", "1", "--out", str(tmp_path / "o"), *args)
+    assert code == 2, err
+    assert message in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "o" / "runs").exists() or not any((tmp_path / "o" / "runs").iterdir())
+
+
+def test_suite_file_defines_the_grid_and_cli_overrides_it(tmp_path):
+    from aebench.plan import Options, load_suite, plan
+
+    suite = tmp_path / "s.toml"
+    suite.write_text(
+        'name = "t"\nepochs = 3\nseeds = [0, 1]\n'
+        '[[grid]]\nmodels = ["vae-mlp"]\ndatasets = ["digits"]\nlatent_dims = [2, 4]\n'
+        '[[grid]]\nmodels = ["beta-vae-mlp", "ae-mlp"]\ndatasets = ["digits"]\n'
+        "betas = [0.5, 4.0]\n"
+    )
+    meta, grids = load_suite(suite)
+    runs = plan([g.merged(Options(epochs=1)) for g in grids], device="cpu")
+    assert meta["name"] == "t"
+    assert {r.epochs for r in runs} == {1}
+    # vae: 2 dims x 2 seeds; beta-vae: 2 betas x 2 seeds; ae ignores betas: 2 seeds
+    assert len(runs) == 4 + 4 + 2
+    assert {r.beta for r in runs if r.model == "beta-vae-mlp"} == {0.5, 4.0}
+    assert {r.beta for r in runs if r.model == "ae-mlp"} == {None}
+    assert len({r.run_id for r in runs}) == len(runs)
+
+    suite.write_text('epoch = 3\nmodels = ["vae"]\n')
+    with pytest.raises(
+        aebench.errors.ConfigError, match=r"unknown key 'epoch'.*did you mean epochs"
+    ):
+        load_suite(suite)
+
+
+@pytest.mark.parametrize(
+    "suite", sorted((Path(__file__).parents[1] / "benchmarks" / "suites").glob("*.toml"))
+)
+def test_shipped_suites_are_valid(suite):
+    from aebench.plan import load_suite, plan
+
+    _, grids = load_suite(suite)
+    runs = plan(grids, device="cpu")
+    assert runs
