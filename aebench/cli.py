@@ -292,7 +292,7 @@ def run_cmd(
         highlight=False,
     )
     if summary.site:
-        err.print(f"leaderboard: {summary.site / 'index.html'}", markup=False, highlight=False)
+        err.print(f"leaderboard: {summary.site}", markup=False, highlight=False)
     if summary.report_error:
         err.print(
             f"aebench: warning: the leaderboard was not built ({summary.report_error}); "
@@ -317,17 +317,11 @@ def report_cmd(
 ) -> None:
     """Rebuild the HTML leaderboard from stored runs, without retraining."""
     from aebench import results
-    from aebench.errors import ConfigError
-    from aebench.report import build_site
+    from aebench.report import report_command
 
-    root = Path(run_dir)
-    if not (root / "runs").is_dir():
-        raise ConfigError(
-            f"{run_dir!r} has no runs/ folder: pass the --out directory of `aebench run`"
-        )
-    results.write(root)
-    site = build_site(root, Path(out) if out else None)
-    print(site / "index.html")
+    if (Path(run_dir) / "runs").is_dir():
+        results.write(run_dir)  # the table too, so it matches the site
+    print(report_command(Path(run_dir), Path(out) if out else None))
 
 
 @app.command("generate")
