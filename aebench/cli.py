@@ -124,7 +124,7 @@ def datasets_cmd(
     for r in rows:
         ready = {True: "ready", False: "missing", None: "-"}[r["ready"]]
         if not r["files"] and r["ready"]:
-            ready = "built-in"
+            ready = "no files needed"
         shape = "x".join(map(str, r["shape"])) if r["shape"] else "any"
         table.add_row(
             r["name"],
@@ -367,14 +367,25 @@ def fetch_cmd(
     print(fetch_dataset(dataset, data_dir))
 
 
-def _load_plugin_commands() -> None:
+def _load_plugins(argv: list[str]) -> None:
+    """Load plugins (and their commands); warn in one line per broken plugin."""
     import contextlib
     import warnings
 
-    # A broken plugin must never break the CLI itself; `aebench plugins` shows it.
+    # A broken plugin must never break the CLI itself; `aebench plugins` details it.
     with warnings.catch_warnings(), contextlib.suppress(Exception):
         warnings.simplefilter("ignore")
-        _plugins().call_commands(app)
+        plugins = _plugins()
+        plugins.call_commands(app)
+        if argv[:1] != ["plugins"]:
+            for info in plugins.infos.values():
+                if info.error:
+                    err.print(
+                        f"aebench: warning: plugin {info.name!r} ({info.label}) is disabled: "
+                        f"{info.error} (see `aebench plugins`)",
+                        markup=False,
+                        highlight=False,
+                    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -383,8 +394,8 @@ def main(argv: list[str] | None = None) -> None:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose = "--verbose" in argv or "-v" in argv
-    if not ({"--version", "--help", "-h"} & set(argv[:1])) and argv:
-        _load_plugin_commands()
+    if argv and argv[0] not in ("--version", "--help", "-h"):
+        _load_plugins([a for a in argv if a not in ("-v", "--verbose")])
     try:
         # Outside standalone mode, typer returns the exit code of typer.Exit and
         # of an interrupt (130) instead of raising.

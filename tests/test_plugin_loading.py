@@ -92,5 +92,9 @@ def test_cli_lists_installed_plugin_and_reports_the_broken_one(site):
 
     res = _cli("models", "good", "--json", site=site)
     assert res.returncode == 0, res.stderr
-    (row,) = json.loads(res.stdout)
+    (row,) = json.loads(res.stdout)  # warnings go to stderr, so stdout stays valid JSON
     assert (row["name"], row["plugin"]) == ("good-mlp", "aebench-good 1.2.3")
+    assert res.stderr.strip() == (
+        "aebench: warning: plugin 'broken' (aebench-broken 0.1) is disabled: "
+        "ImportError: no torch9 (see `aebench plugins`)"
+    )
