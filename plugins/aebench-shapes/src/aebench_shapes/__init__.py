@@ -1,0 +1,85 @@
+"""aebench-shapes: a procedurally generated dSprites-style dataset for aebench.
+
+Registers the dataset ``shapes`` through the ``register_datasets`` hook: 1×32×32
+(or any ``size``) grayscale images of a square, an ellipse or a heart with
+random scale, rotation and position; the label is the shape. Nothing is
+downloaded, and the same options always give the same images.
+
+Loader options (``aebench.get_dataset("shapes", split, **options)``):
+
+* ``size``: image side in pixels (default 32; 28 matches MNIST models);
+* ``n_train`` / ``n_test``: images per split (default 10,000 / 2,000);
+* ``seed``: generation seed (default 0). The train and test splits use
+  different streams, so they never share images, and the test split does not
+  depend on ``n_train``.
+
+:func:`factors` returns the generative factors behind a split (for
+disentanglement metrics).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from aebench import DatasetSpec, ImageSet, hookimpl
+from aebench_shapes.generate import CLASS_NAMES, FACTOR_NAMES, Shapes, generate
+
+__version__ = "0.1.0"
+__all__ = ["CLASS_NAMES", "FACTOR_NAMES", "__version__", "factors", "generate", "load"]
+
+NAME = "shapes"
+SPLITS = ("train", "test")
+DEFAULTS: dict[str, int] = {"size": 32, "n_train": 10_000, "n_test": 2_000, "seed": 0}
+
+
+def _resolve(split: str, options: dict[str, Any]) -> tuple[int, int, int]:
+    """(n, size, seed) for ``split``; unknown options are an error naming them."""
+    unknown = sorted(set(options) - set(DEFAULTS))
+    if unknown:
+        raise ValueError(
+            f"dataset {NAME!r} has no option {unknown[0]!r}; options are: {', '.join(DEFAULTS)}"
+        )
+    if split not in SPLITS:
+        raise ValueError(f"dataset {NAME!r} has no split {split!r}; splits: {', '.join(SPLITS)}")
+    opts = {k: int(options.get(k, v)) for k, v in DEFAULTS.items()}
+    n = opts["n_train"] if split == "train" else opts["n_test"]
+    # Independent streams per split: seed s uses 2s for train and 2s+1 for test.
+    return n, opts["size"], 2 * opts["seed"] + SPLITS.index(split)
+
+
+@lru_cache(maxsize=4)
+def _generate(n: int, size: int, seed: int) -> Shapes:
+    return generate(n, size, seed)
+
+
+def load(split: str, root: Path | None = None, **options: Any) -> ImageSet:
+    """Generate one split of ``shapes`` (``root`` is ignored: no files needed)."""
+    shapes = _generate(*_resolve(split, options))
+    return ImageSet(shapes.images, shapes.labels, CLASS_NAMES, NAME, split)
+
+
+def factors(split: str = "train", **options: Any) -> torch.Tensor:
+    """Float ``(N, 4)`` generative factors (scale, rotation, x, y) aligned with ``load``."""
+    return _generate(*_resolve(split, options)).factors.clone()
+
+
+@hookimpl
+def register_datasets(register: Any) -> None:
+    register(
+        DatasetSpec(
+            name=NAME,
+            load=load,
+            shape=(1, DEFAULTS["size"], DEFAULTS["size"]),
+            splits=SPLITS,
+            num_classes=len(CLASS_NAMES),
+            class_names=CLASS_NAMES,
+            description=(
+                "procedural dSprites-style shapes (square/ellipse/heart; scale, rotation, "
+                "position); generated, works offline"
+            ),
+        )
+    )

@@ -1,0 +1,205 @@
+"""Tests of the aebench-wae model plugin.
+
+Run with ``pytest plugins/aebench-wae/tests`` after ``pip install
+plugins/aebench-wae``. From a bare source checkout the package is imported
+from ``src/`` and registered by hand instead (the entry-point test skips).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+import aebench
+from aebench import testing
+from aebench.errors import ConfigError
+from aebench.plugins import get_plugins, with_plugin
+
+try:
+    import aebench_wae
+except ImportError:  # source checkout, not installed
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    import aebench_wae
+
+from aebench_wae import WAE, WAEConfig, mmd
+
+MODELS = ("wae-mlp", "wae-cnn")
+
+
+def _installed() -> bool:
+    try:
+        md.distribution("aebench-wae")
+    except md.PackageNotFoundError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module", autouse=True)
+def registered() -> Iterator[None]:
+    """Make sure the WAE models are registered: by the entry point, or by hand."""
+    if "wae-mlp" in get_plugins().models:
+        yield
+        return
+    undo = with_plugin(aebench_wae, "wae")
+    try:
+        yield
+    finally:
+        undo()
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    # Small tensors on a shared CPU: one thread is faster than two that contend.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# -- registration -------------------------------------------------------------
+def test_models_listed_under_the_family_with_package_and_version() -> None:
+    if not _installed():
+        pytest.skip("aebench-wae is not installed (pip install plugins/aebench-wae)")
+    specs = aebench.list_models("wae")
+    assert [s.name for s in specs] == list(MODELS)
+    version = md.version("aebench-wae")
+    for spec in specs:
+        assert spec.family == "wae"
+        assert spec.plugin == f"aebench-wae {version}"
+        assert spec.config_cls is WAEConfig
+    assert [s.arch for s in specs] == ["mlp", "cnn"]
+    info = get_plugins().infos["wae"]
+    assert (info.package, info.version, info.error) == ("aebench-wae", version, None)
+    assert info.hooks == ["register_models"]
+
+
+def test_glob_and_get_model() -> None:
+    assert "wae-cnn" in [s.name for s in aebench.list_models("*-cnn")]
+    model = aebench.get_model("wae-cnn", input_shape=(1, 28, 28), latent_dim=4, mmd_weight=3.0)
+    assert isinstance(model, WAE)
+    assert (model.family, model.regulariser, model.arch) == ("wae", "mmd", "cnn")
+    assert model.mmd_weight == 3.0
+
+
+# -- the conformance suite every model passes ---------------------------------
+@pytest.mark.parametrize("check", testing.check_names())
+@pytest.mark.parametrize("name", MODELS)
+def test_conformance(name: str, check: str) -> None:
+    testing.run_check(check, name)
+
+
+# -- the MMD penalty ----------------------------------------------------------
+def test_mmd_is_about_zero_for_prior_samples() -> None:
+    gen = torch.Generator().manual_seed(0)
+    values = torch.stack(
+        [
+            mmd(torch.randn(256, 8, generator=gen), torch.randn(256, 8, generator=gen))
+            for _ in range(20)
+        ]
+    )
+    assert values.abs().max() < 0.03
+    assert abs(float(values.mean())) < 0.01  # unbiased: no systematic offset
+
+
+def test_mmd_grows_with_the_distance_from_the_prior() -> None:
+    gen = torch.Generator().manual_seed(1)
+    prior = torch.randn(256, 8, generator=gen)
+    codes = torch.randn(256, 8, generator=gen)
+    shifted = [float(mmd(codes + s, prior)) for s in (0.0, 0.5, 1.0, 2.0)]
+    assert shifted[0] < 0.03
+    assert shifted == sorted(shifted) and shifted[2] > 0.5
+    assert float(mmd(codes * 3.0, prior)) > 0.5  # too wide is penalised too
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        mmd(codes[:1], prior)
+
+
+def test_mmd_gradient_is_finite_for_identical_codes() -> None:
+    z = torch.zeros(4, 3, requires_grad=True)  # zero distances: cdist would give NaN
+    mmd(z, torch.randn(4, 3)).backward()
+    assert torch.isfinite(z.grad).all()
+
+
+# -- loss terms -----------------------------------------------------------------
+def _digits(n: int = 16) -> torch.Tensor:
+    return testing.digits_batch(n)
+
+
+def test_reg_is_the_batch_mmd_broadcast_and_total_weights_it() -> None:
+    model = testing.build("wae-mlp", (1, 8, 8), latent_dim=4, mmd_weight=7.5).eval()
+    x = _digits()
+    terms = model.loss_terms(x)
+    reg = terms["reg"]
+    assert torch.equal(reg, reg[:1].expand_as(reg))  # one value per batch, on every image
+    z = model.encode(x).mean
+    expected = mmd(z, model.prior_draws(z))
+    assert torch.allclose(reg[0], expected)
+    assert torch.allclose(terms["total"], terms["recon"] + 7.5 * reg)
+
+
+def test_mmd_weight_changes_only_total() -> None:
+    a = testing.build("wae-cnn", (1, 8, 8), latent_dim=4, mmd_weight=1.0).eval()
+    b = testing.build("wae-cnn", (1, 8, 8), latent_dim=4, mmd_weight=20.0).eval()
+    b.load_state_dict(a.state_dict())
+    x = _digits()
+    ta, tb = a.loss_terms(x), b.loss_terms(x)
+    assert torch.equal(ta["recon"], tb["recon"]) and torch.equal(ta["reg"], tb["reg"])
+    assert torch.allclose(tb["total"] - ta["total"], 19.0 * ta["reg"], atol=1e-4)
+
+
+def test_eval_loss_is_reproducible_and_training_draws_vary() -> None:
+    model = testing.build("wae-mlp", (1, 8, 8), latent_dim=4)
+    x = _digits()
+    model.eval()
+    assert torch.equal(model.loss_terms(x)["reg"], model.loss_terms(x)["reg"])
+    model.train()
+    assert not torch.equal(model.loss_terms(x)["reg"], model.loss_terms(x)["reg"])
+
+
+def test_batch_of_one_has_zero_reg_but_still_trains() -> None:
+    model = testing.build("wae-mlp", (1, 8, 8), latent_dim=4)
+    terms = model.loss_terms(_digits(1))
+    assert terms["reg"].tolist() == [0.0]
+    terms["total"].mean().backward()
+
+
+def test_training_pulls_codes_towards_the_prior() -> None:
+    # Codes of a fresh encoder are far from N(0, I) in scale; training with a
+    # large weight must bring the batch MMD down.
+    model = testing.build("wae-mlp", (1, 8, 8), latent_dim=4, mmd_weight=100.0)
+    x = _digits(64)
+    with torch.no_grad():
+        model.encoder[-1][-1].weight.mul_(10.0)  # spread the initial codes out
+    with torch.no_grad():
+        before = float(model.eval().loss_terms(x)["reg"][0])
+    testing.train(model, x, steps=60)
+    with torch.no_grad():
+        after = float(model.eval().loss_terms(x)["reg"][0])
+    assert before > 0.3 and after < before / 3
+
+
+def test_deterministic_encoder_and_prior_sampling() -> None:
+    model = testing.build("wae-cnn", (1, 8, 8), latent_dim=4).eval()
+    assert model.encode(_digits(4)).logvar is None
+    assert model.log_likelihood(_digits(4)) is None
+    assert model.prior_description.startswith("N(0, I)")
+    s = model.sample(5, generator=torch.Generator().manual_seed(0))
+    assert s.shape == (5, 1, 8, 8) and s.min() >= 0 and s.max() <= 1
+
+
+def test_config_adds_only_mmd_weight_and_validates_it() -> None:
+    from dataclasses import fields
+
+    from aebench import ModelConfig
+
+    extra = {f.name for f in fields(WAEConfig)} - {f.name for f in fields(ModelConfig)}
+    assert extra == {"mmd_weight"}
+    assert WAEConfig().mmd_weight == 10.0
+    with pytest.raises(ConfigError, match="mmd_weight"):
+        WAEConfig(mmd_weight=-1.0)
+    with pytest.raises(ConfigError, match="no option 'lambda'"):
+        WAEConfig.from_options(**{"lambda": 2.0})
