@@ -1,0 +1,36 @@
+"""Small helpers shared by the metric modules (eval mode, seeded global RNG)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    """Put ``model`` in eval mode and restore its previous mode afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+@contextlib.contextmanager
+def seeded(seed: int, device: torch.device | str = "cpu") -> Iterator[None]:
+    """Seed the global torch RNG (CPU, and CUDA when ``device`` is CUDA) inside
+    the block, restoring the previous RNG state afterwards.
+
+    Models draw their reparameterisation and importance-sampling noise from the
+    global RNG (``torch.randn_like``); this makes those metrics deterministic
+    given the seed without disturbing the caller's random stream.
+    """
+    dev = torch.device(device)
+    devices = [dev.index or 0] if dev.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield

@@ -1,0 +1,450 @@
+"""FID between model samples and the test split, computed by torch-fidelity.
+
+Two feature extractors, both run *inside* torch-fidelity (it extracts the
+features and does the Fréchet computation; we only hand it in-memory datasets
+of uint8 ``(C, H, W)`` tensors):
+
+``inception-v3-compat``
+    torch-fidelity's default (the TF-ported Inception-v3, 2048-d pool
+    features). Its weights file ``weights-inception-2015-12-05-6726825d.pth``
+    is what torch-fidelity downloads into ``<torch hub dir>/checkpoints``
+    (``torch.hub.load_state_dict_from_url``). We never trigger that download:
+    the extractor is only offered when the file already exists there, or when
+    ``$AEBENCH_INCEPTION_WEIGHTS`` names a local file; the path is passed to
+    torch-fidelity as ``feature_extractor_weights_path``. Grayscale images are
+    made 3-channel by repeating the channel.
+
+``classifier`` (works offline)
+    A small CNN classifier (:class:`ClassifierNet`) trained once per dataset on
+    its train split, cached in ``cache_dir()/"fid"`` under a key made of the
+    dataset name, :data:`CLASSIFIER_VERSION` (architecture + recipe) and a hash
+    of the train images and labels; its test accuracy is stored with it. It is
+    registered with torch-fidelity as the feature extractor
+    :data:`TF_CLASSIFIER_NAME` (one name; the per-dataset weights file is given
+    as ``feature_extractor_weights_path``) and FID uses its 128-d penultimate
+    layer. It reads the dataset's native channels (no grayscale conversion).
+    Its identity string (``aebench-classifier:<dataset>:v<version>:<hash12>``)
+    is stored as the FID's ``extractor``: values from different extractors
+    (or different classifiers) must never share a column.
+
+Reference statistics of the test split are cached by torch-fidelity
+(``input2_cache_name`` = dataset, split and a hash of the images; cache root
+``cache_dir()/"fid"/"stats"``), so a run only pays for its own samples.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch_fidelity
+from torch import nn
+from torch.utils.data import Dataset
+from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
+
+from aebench.datasets.base import ImageSet, cache_dir
+from aebench.errors import ConfigError
+
+INCEPTION = "inception-v3-compat"
+CLASSIFIER = "classifier"
+EXTRACTORS = ("auto", INCEPTION, CLASSIFIER)
+INCEPTION_WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
+ENV_INCEPTION_WEIGHTS = "AEBENCH_INCEPTION_WEIGHTS"
+TF_CLASSIFIER_NAME = "aebench-classifier"
+CLASSIFIER_VERSION = 1
+"""Bump when :class:`ClassifierNet` or its training recipe changes (invalidates caches)."""
+CLASSIFIER_FEATURE = "penultimate"
+CLASSIFIER_STEPS = 400
+CLASSIFIER_BATCH = 128
+
+GRAY_REPEAT = "grayscale repeated to 3 channels"
+GRAY_NATIVE = "native 1 channel (classifier trained on grayscale)"
+RGB = "rgb (no conversion)"
+
+
+# -- results ------------------------------------------------------------------
+@dataclass(frozen=True)
+class FIDResult:
+    """One FID value with everything needed to interpret it.
+
+    ``extractor``: identity of the feature extractor (``inception-v3-compat``
+    or ``aebench-classifier:<dataset>:v<version>:<hash12>``);
+    ``extractor_detail``: human-readable detail (weights file, classifier test
+    accuracy); ``grayscale_handling``: how images reached the extractor.
+    """
+
+    value: float
+    extractor: str
+    extractor_detail: str
+    n_samples: int
+    n_reference: int
+    grayscale_handling: str
+    feature_layer: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ClassifierInfo:
+    """A trained, cached offline extractor."""
+
+    path: Path
+    identity: str
+    test_accuracy: float | None
+    meta: dict[str, Any]
+
+
+# -- extractor resolution -----------------------------------------------------
+def inception_weights_path() -> Path | None:
+    """Local Inception weights: ``$AEBENCH_INCEPTION_WEIGHTS``, else torch-fidelity's
+    download location ``<torch hub dir>/checkpoints/<file>``; ``None`` if absent.
+
+    Looks at the file system only, never the network.
+    """
+    env = os.environ.get(ENV_INCEPTION_WEIGHTS)
+    if env:
+        p = Path(env).expanduser()
+        return p if p.is_file() else None
+    p = Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_WEIGHTS_FILE
+    return p if p.is_file() else None
+
+
+def resolve_extractor(name: str = "auto") -> str:
+    """``"auto"`` -> ``"inception-v3-compat"`` if its weights are local, else ``"classifier"``.
+
+    An explicit ``"inception-v3-compat"`` without local weights is a
+    :class:`ConfigError` (downloading is not attempted).
+    """
+    if name not in EXTRACTORS:
+        raise ConfigError(f"unknown FID extractor {name!r}; choose one of {', '.join(EXTRACTORS)}")
+    if name == "auto":
+        return INCEPTION if inception_weights_path() is not None else CLASSIFIER
+    if name == INCEPTION and inception_weights_path() is None:
+        raise ConfigError(
+            f"FID extractor {INCEPTION!r} needs its weights locally: put {INCEPTION_WEIGHTS_FILE} "
+            f"in {Path(torch.hub.get_dir()) / 'checkpoints'} or set ${ENV_INCEPTION_WEIGHTS} "
+            f"(or use --fid-extractor {CLASSIFIER})"
+        )
+    return name
+
+
+# -- helpers ------------------------------------------------------------------
+def data_hash(images: torch.Tensor, labels: torch.Tensor | None = None) -> str:
+    """sha256 (hex) of an image tensor's shape and bytes, and of the labels if given."""
+    h = hashlib.sha256()
+    h.update(str(tuple(images.shape)).encode())
+    h.update(images.contiguous().cpu().numpy().tobytes())
+    if labels is not None:
+        h.update(labels.to(torch.int64).contiguous().cpu().numpy().tobytes())
+    return h.hexdigest()
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images unchanged; floats in [0, 1] -> ``round(255 x)`` clamped, as uint8."""
+    if images.dtype == torch.uint8:
+        return images
+    return images.detach().mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8)
+
+
+class UInt8Images(Dataset):
+    """In-memory torch-fidelity input: item ``i`` is a uint8 ``(C, H, W)`` tensor.
+
+    ``repeat_to_rgb``: 1-channel images are repeated to 3 channels (Inception).
+    """
+
+    def __init__(self, images: torch.Tensor, repeat_to_rgb: bool = False) -> None:
+        if images.dtype != torch.uint8 or images.dim() != 4:
+            raise ValueError(
+                f"expected uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}"
+            )
+        self.images = images.cpu()
+        self.repeat = repeat_to_rgb and images.shape[1] == 1
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        x = self.images[i]
+        return x.expand(3, -1, -1) if self.repeat else x
+
+
+# -- the offline classifier ---------------------------------------------------
+class ClassifierNet(nn.Module):
+    """LeNet-ish CNN for any ``(C, H, W)``: two 3x3 conv + pool blocks, a 4x4
+    adaptive average pool, a 128-d ReLU layer (the FID features), a linear head."""
+
+    def __init__(self, in_channels: int, num_classes: int, feature_dim: int = 128) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(in_channels, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2, ceil_mode=True),
+            nn.Conv2d(16, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2, ceil_mode=True),
+            nn.AdaptiveAvgPool2d(4),
+            nn.Flatten(),
+            nn.Linear(32 * 16, feature_dim),
+            nn.ReLU(),
+        )
+        self.head = nn.Linear(feature_dim, num_classes)
+
+    def features(self, x_uint8: torch.Tensor) -> torch.Tensor:
+        return self.body(x_uint8.float().div(255.0).sub(0.5))
+
+    def forward(self, x_uint8: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x_uint8))
+
+
+class ClassifierFeatureExtractor(FeatureExtractorBase):
+    """torch-fidelity feature extractor wrapping a cached :class:`ClassifierNet`.
+
+    torch-fidelity builds it as ``cls(name, features_list, **kwargs)``; the
+    checkpoint comes from ``feature_extractor_weights_path``. ``get_name()``
+    includes the checkpoint identity so torch-fidelity's caches never mix
+    features of different classifiers.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        features_list: list[str],
+        feature_extractor_weights_path: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(name, features_list)
+        if feature_extractor_weights_path is None:
+            raise ValueError(
+                f"{name} needs feature_extractor_weights_path (a classifier checkpoint)"
+            )
+        ckpt = torch.load(feature_extractor_weights_path, map_location="cpu", weights_only=True)
+        meta = ckpt["meta"]
+        self.net = ClassifierNet(meta["in_channels"], meta["num_classes"])
+        self.net.load_state_dict(ckpt["state_dict"])
+        self.identity = meta["identity"]
+        self.requires_grad_(False)
+        self.eval()
+
+    def get_name(self) -> str:
+        return f"{self.name}-{self.identity.replace(':', '-')}"
+
+    @staticmethod
+    def get_provided_features_list() -> tuple[str, ...]:
+        return (CLASSIFIER_FEATURE, "logits")
+
+    @staticmethod
+    def get_default_feature_layer_for_metric(metric: str) -> str:
+        return CLASSIFIER_FEATURE
+
+    @staticmethod
+    def can_be_compiled() -> bool:
+        return False
+
+    @staticmethod
+    def get_dummy_input_for_compile() -> torch.Tensor:
+        return torch.zeros(1, 1, 28, 28, dtype=torch.uint8)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if x.dtype != torch.uint8 or x.dim() != 4:
+            raise ValueError(f"expected uint8 (B, C, H, W), got {x.dtype} {tuple(x.shape)}")
+        feats = self.net.features(x)
+        out = {CLASSIFIER_FEATURE: feats, "logits": self.net.head(feats)}
+        return tuple(out[k] for k in self.features_list)
+
+
+def register_classifier_extractor() -> None:
+    """Register :class:`ClassifierFeatureExtractor` with torch-fidelity (idempotent)."""
+    if TF_CLASSIFIER_NAME not in FEATURE_EXTRACTORS_REGISTRY:
+        torch_fidelity.register_feature_extractor(TF_CLASSIFIER_NAME, ClassifierFeatureExtractor)
+
+
+def _dataset_label(s: ImageSet) -> str:
+    name = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in (s.name or "data"))
+    return name or "data"
+
+
+@torch.no_grad()
+def classifier_accuracy(net: ClassifierNet, test: ImageSet, batch_size: int = 1000) -> float:
+    """Top-1 accuracy of ``net`` on ``test`` (needs labels)."""
+    if test.labels is None:
+        raise ValueError("classifier accuracy needs a labelled test set")
+    net.eval()
+    correct = 0
+    for i in range(0, len(test), batch_size):
+        pred = net(test.images[i : i + batch_size]).argmax(1)
+        correct += int((pred == test.labels[i : i + batch_size]).sum())
+    return correct / max(len(test), 1)
+
+
+def train_classifier(
+    train: ImageSet, seed: int = 0, steps: int = CLASSIFIER_STEPS
+) -> ClassifierNet:
+    """Train a :class:`ClassifierNet` on ``train`` (CPU, deterministic given ``seed``).
+
+    Recipe (part of :data:`CLASSIFIER_VERSION`): Adam, lr 3e-3 decayed linearly
+    to 0, ``steps``
+    minibatches of 128 drawn from successive shuffles of ``train`` (~0.85 epoch
+    of MNIST, ~35 epochs of the 8x8 digits), so the cost depends on the image
+    size, not on the number of training images. Test accuracy: ~0.95 on MNIST,
+    ~0.98 on digits: enough for discriminative features, a few seconds to train.
+    """
+    if train.labels is None:
+        raise ConfigError(
+            f"the offline FID extractor trains a classifier and needs labels; dataset "
+            f"{train.name!r} has none (use --fid-extractor {INCEPTION} or --no-fid)"
+        )
+    num_classes = train.num_classes or int(train.labels.max()) + 1
+    gen = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = ClassifierNet(train.shape[0], num_classes)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1 - step / steps)
+    n = len(train)
+    net.train()
+    done = 0
+    while done < steps:
+        perm = torch.randperm(n, generator=gen)
+        for i in range(0, n, CLASSIFIER_BATCH):
+            idx = perm[i : i + CLASSIFIER_BATCH]
+            loss = nn.functional.cross_entropy(net(train.images[idx]), train.labels[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            done += 1
+            if done == steps:
+                break
+    net.eval()
+    return net
+
+
+def classifier_identity(train: ImageSet) -> str:
+    """``aebench-classifier:<dataset>:v<version>:<hash12 of train images+labels>``."""
+    digest = data_hash(train.images, train.labels)[:12]
+    return f"{TF_CLASSIFIER_NAME}:{_dataset_label(train)}:v{CLASSIFIER_VERSION}:{digest}"
+
+
+def ensure_classifier(
+    train: ImageSet, test: ImageSet | None = None, root: Path | None = None
+) -> ClassifierInfo:
+    """The cached offline extractor for ``train``'s dataset, training it on a cache miss.
+
+    Cache file: ``<root or cache_dir()/"fid">/classifier-<dataset>-v<version>-<hash12>.pt``
+    (``state_dict`` + ``meta``; written atomically). The test accuracy is
+    measured on ``test`` when first trained.
+    """
+    identity = classifier_identity(train)
+    label, digest = _dataset_label(train), identity.rsplit(":", 1)[1]
+    root = Path(root) if root is not None else cache_dir() / "fid"
+    path = root / f"classifier-{label}-v{CLASSIFIER_VERSION}-{digest}.pt"
+    if path.is_file():
+        meta = torch.load(path, map_location="cpu", weights_only=True)["meta"]
+        return ClassifierInfo(path, meta["identity"], meta.get("test_accuracy"), meta)
+    net = train_classifier(train)
+    acc = classifier_accuracy(net, test) if test is not None and test.labels is not None else None
+    meta = {
+        "identity": identity,
+        "dataset": train.name,
+        "architecture_version": CLASSIFIER_VERSION,
+        "train_hash": digest,
+        "n_train": len(train),
+        "train_steps": CLASSIFIER_STEPS,
+        "in_channels": train.shape[0],
+        "num_classes": net.head.out_features,
+        "test_accuracy": acc,
+        "n_test": None if test is None else len(test),
+        "feature_layer": CLASSIFIER_FEATURE,
+        "torch": str(torch.__version__),
+    }
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save({"state_dict": net.state_dict(), "meta": meta}, tmp)
+    os.replace(tmp, path)
+    return ClassifierInfo(path, identity, acc, meta)
+
+
+# -- FID ----------------------------------------------------------------------
+def compute_fid(
+    samples: torch.Tensor,
+    test: ImageSet,
+    extractor: str = "auto",
+    *,
+    train_set: ImageSet | None = None,
+    device: torch.device | str = "cpu",
+    batch_size: int = 500,
+    cache: bool = True,
+) -> FIDResult:
+    """FID between ``samples`` (uint8 ``(N, C, H, W)``, or floats in [0, 1]
+    quantised by :func:`to_uint8`) and ``test.images``, with torch-fidelity.
+
+    ``extractor``: ``"auto"``, ``"inception-v3-compat"`` or ``"classifier"``
+    (see :func:`resolve_extractor`). ``train_set`` is what the offline
+    classifier is trained on (required for it); pass the full published train
+    split so that every run on a dataset shares one extractor. ``cache``:
+    keep the test-set statistics in ``cache_dir()/"fid"/"stats"``.
+    """
+    kind = resolve_extractor(extractor)
+    samples = to_uint8(samples)
+    if tuple(samples.shape[1:]) != test.shape:
+        raise ValueError(f"samples have shape {tuple(samples.shape[1:])}, test images {test.shape}")
+    gray = test.shape[0] == 1
+    if kind == INCEPTION:
+        weights = inception_weights_path()
+        assert weights is not None  # resolve_extractor checked
+        tf_name, layer, path = INCEPTION, "2048", str(weights)
+        ident, detail = INCEPTION, f"torch-fidelity inception-v3-compat, weights {weights}"
+        grayscale = GRAY_REPEAT if gray else RGB
+        repeat = True
+    else:
+        if train_set is None:
+            raise ValueError(
+                "the classifier FID extractor needs train_set (the dataset's train split)"
+            )
+        info = ensure_classifier(train_set, test)
+        register_classifier_extractor()
+        tf_name, layer, path = TF_CLASSIFIER_NAME, CLASSIFIER_FEATURE, str(info.path)
+        acc = "n/a" if info.test_accuracy is None else f"{info.test_accuracy:.4f}"
+        ident = info.identity
+        detail = (
+            f"ClassifierNet v{CLASSIFIER_VERSION} trained on {info.meta['n_train']} "
+            f"{info.meta['dataset']} train images, test accuracy {acc}, weights {info.path}"
+        )
+        grayscale = GRAY_NATIVE if gray else RGB
+        repeat = False
+    dev = torch.device(device)
+    ref_name = (
+        f"aebench-{_dataset_label(test)}-{test.split or 'test'}-{data_hash(test.images)[:16]}"
+    )
+    if repeat:
+        ref_name += "-rgb"
+    metrics = torch_fidelity.calculate_metrics(
+        input1=UInt8Images(samples, repeat_to_rgb=repeat),
+        input2=UInt8Images(test.images, repeat_to_rgb=repeat),
+        fid=True,
+        feature_extractor=tf_name,
+        feature_layer_fid=layer,
+        feature_extractor_weights_path=path,
+        cuda=dev.type == "cuda",
+        batch_size=batch_size,
+        cache=cache,
+        cache_root=str(cache_dir() / "fid" / "stats"),
+        input2_cache_name=ref_name if cache else None,
+        save_cpu_ram=True,  # no DataLoader worker processes: the data is in memory
+        verbose=False,
+    )
+    return FIDResult(
+        value=float(metrics[torch_fidelity.KEY_METRIC_FID]),
+        extractor=ident,
+        extractor_detail=detail,
+        n_samples=int(samples.shape[0]),
+        n_reference=len(test),
+        grayscale_handling=grayscale,
+        feature_layer=layer,
+    )

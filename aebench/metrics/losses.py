@@ -1,0 +1,63 @@
+"""Loss terms of a model over a dataset, per image in nats, and bits/dim.
+
+``model.loss_terms(x)`` gives per-image ``total`` (what training minimises),
+``recon`` (-log p(x|z), nats, summed over pixels) and ``reg`` (the family's
+regulariser, the KL divergence for ``regulariser == "kl"``). They are computed
+in fixed-size batches (the last one may be smaller), without gradients, in eval
+mode, under a seeded RNG (the encoder's sampling noise), then averaged over
+images.
+
+Bits per dimension, with ``D = C*H*W``:
+
+* ``regulariser == "kl"``: ``(recon + reg) / (D ln 2)``, the negative ELBO
+  per dimension in bits. For beta-VAEs ``total = recon + beta * KL`` but the
+  bound uses the unweighted KL (``reg``), so ``bpd`` is comparable across betas.
+* any other regulariser: ``recon / (D ln 2)``, the reconstruction term alone
+  (a plain AE has no likelihood bound; this is *not* a bound on -log p(x)).
+
+Note that these are continuous densities on [0, 1] pixel values (Bernoulli or
+fixed-variance Gaussian), not discrete 8-bit likelihoods, so they compare
+across aebench models, not with dequantised-likelihood papers.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from aebench.datasets.base import ImageSet
+from aebench.metrics._util import eval_mode, seeded
+from aebench.models.base import AutoEncoder
+
+
+def bits_per_dim(nats_per_image: float, dims: int) -> float:
+    """Convert nats per image to bits per dimension."""
+    return nats_per_image / (dims * math.log(2))
+
+
+@torch.no_grad()
+def loss_metrics(
+    model: AutoEncoder,
+    data: ImageSet,
+    *,
+    device: torch.device | str = "cpu",
+    batch_size: int = 500,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Mean per-image ``total``, ``recon``, ``reg`` (nats) and ``bpd`` over ``data``."""
+    sums = {"total": 0.0, "recon": 0.0, "reg": 0.0}
+    n = len(data)
+    if n == 0:
+        raise ValueError("loss_metrics needs a non-empty dataset")
+    with eval_mode(model), seeded(seed, device):
+        for i in range(0, n, batch_size):
+            x = data.batch(slice(i, i + batch_size), device)
+            terms = model.loss_terms(x)
+            for k in sums:
+                sums[k] += float(terms[k].double().sum())
+    out = {k: v / n for k, v in sums.items()}
+    dims = math.prod(data.shape)
+    nats = out["recon"] + out["reg"] if model.regulariser == "kl" else out["recon"]
+    out["bpd"] = bits_per_dim(nats, dims)
+    return out

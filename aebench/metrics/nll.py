@@ -1,0 +1,63 @@
+"""Negative log-likelihood estimate from the model's IWAE bound.
+
+``nll = -mean_i log p_k(x_i)`` where ``log p_k`` is ``model.log_likelihood(x, k)``,
+the importance-weighted lower bound on ``log p(x)`` with ``k`` samples
+(Burda et al. 2016), so ``nll`` is an *upper* bound on the true NLL in nats
+per image; ``nll_bpd = nll / (D ln 2)``. Computed on a fixed test subset
+(the first ``n`` images of a permutation seeded with 0, the same for every
+model and run seed) under a RNG seeded with the run seed. Models whose
+``log_likelihood`` returns ``None`` (deterministic autoencoders) get ``None``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from aebench.datasets.base import ImageSet
+from aebench.metrics._util import eval_mode, seeded
+from aebench.metrics.losses import bits_per_dim
+from aebench.models.base import AutoEncoder
+
+SUBSET_SEED = 0
+
+
+def fixed_subset(data: ImageSet, n: int | None) -> ImageSet:
+    """The first ``n`` images of a permutation seeded with :data:`SUBSET_SEED`
+    (sorted back into index order); all of ``data`` when ``n`` is None or >= len."""
+    if n is None or n >= len(data):
+        return data
+    perm = torch.randperm(len(data), generator=torch.Generator().manual_seed(SUBSET_SEED))
+    return data.subset(perm[:n].sort().values)
+
+
+@torch.no_grad()
+def nll_metrics(
+    model: AutoEncoder,
+    data: ImageSet,
+    *,
+    k: int = 100,
+    n: int | None = 1000,
+    device: torch.device | str = "cpu",
+    batch_size: int = 100,
+    seed: int = 0,
+) -> dict[str, float | int | None]:
+    """``{"nll", "nll_bpd", "nll_k", "nll_samples"}``; nll values ``None`` without an estimate.
+
+    ``n=0`` skips the estimate (values ``None``)."""
+    if n == 0:
+        return {"nll": None, "nll_bpd": None, "nll_k": k, "nll_samples": 0}
+    subset = fixed_subset(data, n)
+    total = 0.0
+    with eval_mode(model), seeded(seed, device):
+        for i in range(0, len(subset), batch_size):
+            ll = model.log_likelihood(subset.batch(slice(i, i + batch_size), device), k)
+            if ll is None:
+                return {"nll": None, "nll_bpd": None, "nll_k": k, "nll_samples": 0}
+            total += float(ll.double().sum())
+    nll = -total / len(subset)
+    if not math.isfinite(nll):
+        raise FloatingPointError(f"NLL estimate is not finite ({nll})")
+    dims = math.prod(data.shape)
+    return {"nll": nll, "nll_bpd": bits_per_dim(nll, dims), "nll_k": k, "nll_samples": len(subset)}

@@ -1,0 +1,57 @@
+"""Linear-probe accuracy: how linearly decodable the labels are from latent means.
+
+A scikit-learn ``LogisticRegression`` (multinomial, lbfgs, L2 with C=1,
+``max_iter=2000``) on standardised features (``StandardScaler``) is fitted on the
+latent means ``encode(x).mean`` of a fixed train subset and scored (accuracy)
+on the latent means of the test set (or a fixed test subset).
+"""
+
+from __future__ import annotations
+
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from aebench.datasets.base import ImageSet
+from aebench.metrics._util import eval_mode
+from aebench.metrics.nll import fixed_subset
+from aebench.models.base import AutoEncoder
+
+
+@torch.no_grad()
+def latent_means(
+    model: AutoEncoder, data: ImageSet, device: torch.device | str = "cpu", batch_size: int = 1000
+) -> torch.Tensor:
+    """``encode(x).mean`` for every image of ``data``, float32 ``(N, latent_dim)`` on the CPU."""
+    out = []
+    with eval_mode(model):
+        for i in range(0, len(data), batch_size):
+            out.append(
+                model.encode(data.batch(slice(i, i + batch_size), device)).mean.float().cpu()
+            )
+    return torch.cat(out)
+
+
+def probe_accuracy(
+    model: AutoEncoder,
+    train: ImageSet,
+    test: ImageSet,
+    *,
+    n_train: int | None = 10000,
+    n_test: int | None = None,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+) -> float | None:
+    """Test accuracy of a linear probe on latent means; ``None`` without labels
+    or with fewer than two classes in the train subset; ``n_train=0`` skips it."""
+    if train.labels is None or test.labels is None or n_train == 0:
+        return None
+    tr, te = fixed_subset(train, n_train), fixed_subset(test, n_test)
+    if len(torch.unique(tr.labels)) < 2:
+        return None
+    z_tr = latent_means(model, tr, device).double().numpy()
+    z_te = latent_means(model, te, device).double().numpy()
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
+    clf.fit(z_tr, tr.labels.numpy())
+    return float(clf.score(z_te, te.labels.numpy()))

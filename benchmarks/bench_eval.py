@@ -1,0 +1,102 @@
+"""Time the full evaluation of one MNIST-shaped model, part by part.
+
+    .venv/bin/python benchmarks/bench_eval.py [--model vae-mlp] [--data-dir ../shared/data]
+
+Runs ``aebench.metrics.evaluate`` on 10,000 test images with FID on 10,000
+samples and the offline classifier extractor, twice: once with an empty cache
+(classifier training + reference statistics included: "cold") and once with
+both cached ("warm", what every run after the first pays). Also times one
+training epoch of the same model (Adam, batch 128) for the issue's budget
+"evaluation <= one training epoch". Uses real MNIST from ``--data-dir`` when
+the dataset plugin can read it, else random uint8 data of the same shape.
+The model is untrained: evaluation cost does not depend on the weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+
+import torch
+
+import aebench
+from aebench.datasets.base import ImageSet
+from aebench.metrics import evaluate
+
+
+def load_data(data_dir: str) -> tuple[ImageSet, ImageSet, str]:
+    try:
+        train = aebench.get_dataset("mnist", split="train", data_dir=data_dir)
+        test = aebench.get_dataset("mnist", split="test", data_dir=data_dir)
+        return train, test, f"real MNIST from {data_dir}"
+    except Exception as exc:  # dataset plugin missing or files absent
+        g = torch.Generator().manual_seed(0)
+
+        def fake(n: int, split: str) -> ImageSet:
+            imgs = torch.randint(0, 256, (n, 1, 28, 28), generator=g, dtype=torch.uint8)
+            return ImageSet(
+                imgs, torch.randint(0, 10, (n,), generator=g), name="mnist", split=split
+            )
+
+        return fake(60000, "train"), fake(10000, "test"), f"random uint8 ({exc})"
+
+
+def time_epoch(model: aebench.AutoEncoder, train: ImageSet, batch: int = 128) -> float:
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model.train()
+    perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))
+    t = time.perf_counter()
+    for i in range(0, len(train) - batch + 1, batch):
+        loss = model.loss_terms(train.batch(perm[i : i + batch]))["total"].mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    model.eval()
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="vae-mlp")
+    ap.add_argument(
+        "--data-dir", default=os.path.join(os.path.dirname(__file__), "../../shared/data")
+    )
+    ap.add_argument("--fid-samples", type=int, default=10000)
+    ap.add_argument("--nll-k", type=int, default=100)
+    ap.add_argument("--nll-samples", type=int, default=1000)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
+    ap.add_argument("--skip-epoch", action="store_true")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    train, test, source = load_data(args.data_dir)
+    torch.manual_seed(0)
+    model = aebench.get_model(args.model, input_shape=train.shape)
+    print(f"data: {source}; model {args.model}; torch threads {torch.get_num_threads()}")
+    if not args.skip_epoch:
+        print(
+            f"one training epoch ({len(train)} images, batch 128): {time_epoch(model, train):.1f} s"
+        )
+    kw = {
+        "fid_extractor": "classifier",
+        "fid_samples": args.fid_samples,
+        "nll_k": args.nll_k,
+        "nll_samples": args.nll_samples,
+        "probe_samples": 10000,
+    }
+    with tempfile.TemporaryDirectory() as cache:
+        os.environ["AEBENCH_CACHE_DIR"] = cache
+        for label in ("cold (train classifier, reference stats)", "warm (cached)"):
+            out = evaluate(model, train, test, **kw)
+            parts = ", ".join(f"{k} {v:.2f}" for k, v in out["eval_timings"].items())
+            print(f"evaluate {label}: {out['eval_seconds']:.1f} s  [{parts}]")
+        print(
+            f"fid {out['fid']:.2f} ({out['fid_extractor']}; {out['fid_extractor_detail']}); "
+            f"ssim {out['test_ssim']:.3f}, nll {out['nll']}, probe {out['probe_acc']:.3f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

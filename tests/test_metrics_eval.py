@@ -1,0 +1,145 @@
+"""evaluate(): keys, determinism, bits/dim, NLL, linear probe, plugin metrics."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+import aebench
+from aebench.metrics import METRIC_INFO, EvalContext, evaluate
+from aebench.metrics.losses import loss_metrics
+from aebench.models.base import AutoEncoder, Encoding, ModelConfig
+from aebench.specs import MetricSpec
+
+
+class PixelAE(AutoEncoder):
+    """Test-local model: the latent is the image itself, slightly shrunk towards 0.5.
+
+    ``reg`` is a constant 1 nat per image so bits/dim formulas can be checked."""
+
+    family = "pixel"
+    regulariser = "none"
+
+    def encode(self, x: torch.Tensor) -> Encoding:
+        return Encoding(x.flatten(1) * self.scale)
+
+    def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
+        p = (0.05 + 0.9 * z / self.scale).reshape(-1, *self.input_shape)
+        return torch.logit(p)
+
+    def loss_terms(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        recon = self.recon_nats(self.decode_logits(self.encode(x).mean), x)
+        reg = torch.ones_like(recon)
+        return {"total": recon + reg, "recon": recon, "reg": reg}
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.rand(n, *self.input_shape, generator=generator, device=self.device)
+
+    def __init__(self, input_shape: tuple[int, int, int]) -> None:
+        super().__init__(ModelConfig(latent_dim=math.prod(input_shape)), input_shape)
+        self.scale = torch.nn.Parameter(torch.ones(()))
+
+
+class PixelKL(PixelAE):
+    regulariser = "kl"
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return aebench.get_dataset("digits", split="train"), aebench.get_dataset("digits", split="test")
+
+
+def test_bits_per_dim_definition(digits):
+    _, test = digits
+    d = 64 * math.log(2)
+    ae = loss_metrics(PixelAE((1, 8, 8)), test)
+    assert ae["total"] == pytest.approx(ae["recon"] + 1)
+    assert ae["bpd"] == pytest.approx(ae["recon"] / d)  # no bound: reconstruction only
+    kl = loss_metrics(PixelKL((1, 8, 8)), test)
+    assert kl["bpd"] == pytest.approx((kl["recon"] + kl["reg"]) / d)  # negative ELBO
+    x = test.batch(slice(None))
+    direct = PixelAE((1, 8, 8)).loss_terms(x)["recon"].detach().double().mean()
+    assert ae["recon"] == pytest.approx(float(direct), rel=1e-6)
+
+
+def test_evaluate_without_fid_keys_and_json(digits):
+    train, test = digits
+    model = PixelAE((1, 8, 8))
+    model.train()
+    out = evaluate(model, train, test, fid_samples=0, probe_samples=500)
+    assert model.training  # mode restored
+    json.dumps(out, allow_nan=False)
+    assert out["fid"] is None and out["fid_extractor"] is None and out["fid_samples"] is None
+    assert out["nll"] is None and out["nll_bpd"] is None  # no IWAE bound for this model
+    # reconstruction is 0.05 + 0.9 x: MSE per pixel is mean((0.05 - 0.1 x)^2)
+    x = test.batch(slice(None)).double()
+    assert out["test_mse"] == pytest.approx(float(((0.05 - 0.1 * x) ** 2).mean()))
+    assert out["test_ssim"] > 0.9 and out["test_psnr"] > 20
+    assert set(out["per_class"]) == set(test.class_names)
+    assert 0.85 < out["probe_acc"] <= 1.0  # pixels are linearly separable digits
+    assert out["eval_seconds"] > 0 and set(out["eval_timings"]) >= {"losses", "image", "probe"}
+    numeric = {k for k, v in out.items() if isinstance(v, float)}
+    assert numeric <= set(METRIC_INFO) | {"nll_k"}
+
+
+def test_evaluate_vae_with_fid_is_deterministic(digits):
+    train, test = digits
+    torch.manual_seed(0)
+    model = aebench.get_model("vae-mlp", input_shape=(1, 8, 8), latent_dim=4)
+    kw = {"fid_samples": 200, "nll_k": 5, "nll_samples": 50, "probe_samples": 300}
+    small_train = train.subset(slice(0, 600))  # classifier trains on this: cheap
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        a = evaluate(model, small_train, test, seed=3, **kw)
+        b = evaluate(model, small_train, test, seed=3, **kw)
+        c = evaluate(model, small_train, test, seed=4, **kw)
+    finally:
+        torch.set_num_threads(threads)
+    drop = {"eval_seconds", "eval_timings"}
+    assert {k: v for k, v in a.items() if k not in drop} == {
+        k: v for k, v in b.items() if k not in drop
+    }
+    assert a["fid"] != c["fid"] and a["nll"] != c["nll"]
+    assert a["fid_extractor"].startswith("aebench-classifier:digits:v1:")
+    assert a["fid_samples"] == 200 and a["fid_reference"] == len(test)
+    assert a["fid_grayscale"].startswith("native") and a["fid_prior"]
+    assert a["nll_k"] == 5 and a["nll_samples"] == 50 and a["nll"] > 0
+    assert a["nll_bpd"] == pytest.approx(a["nll"] / (64 * math.log(2)))
+    json.dumps(a, allow_nan=False)
+
+
+def test_plugin_metrics_get_context_and_are_isolated(digits):
+    train, test = digits
+    seen: list[EvalContext] = []
+
+    def good(ctx: EvalContext) -> dict[str, float]:
+        seen.append(ctx)
+        return {"n_pixels": float(math.prod(ctx.test.shape)), "test_mse": torch.tensor(1.0)}
+
+    def bad(ctx: EvalContext) -> dict[str, float]:
+        raise RuntimeError("boom")
+
+    specs = [MetricSpec("good", good), MetricSpec("bad", bad)]
+    out = evaluate(
+        PixelAE((1, 8, 8)),
+        train,
+        test,
+        fid_samples=0,
+        probe_samples=200,
+        seed=7,
+        extra_metrics=specs,
+    )
+    assert seen[0].seed == 7 and seen[0].dataset == "digits" and seen[0].device.type == "cpu"
+    assert out["n_pixels"] == 64.0
+    assert out["good.test_mse"] == 1.0 and out["test_mse"] != 1.0  # no silent overwrite
+    assert out["bad_error"] == "RuntimeError: boom"
+
+
+def test_bad_fid_extractor_rejected_before_work(digits):
+    train, test = digits
+    with pytest.raises(aebench.errors.ConfigError, match="unknown FID extractor"):
+        evaluate(PixelAE((1, 8, 8)), train, test, fid_extractor="nope")

@@ -1,0 +1,189 @@
+"""FID: our wrapper equals torch-fidelity and a scipy Fréchet distance; extractor
+resolution is offline (Inception only when its weights are on disk)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+import torch_fidelity
+
+import aebench
+from aebench.errors import ConfigError
+from aebench.metrics import fid
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return aebench.get_dataset("digits", split="train"), aebench.get_dataset("digits", split="test")
+
+
+@pytest.fixture(scope="module")
+def fid_cache(tmp_path_factory, digits):
+    """One aebench cache for this module, holding the digits classifier trained once."""
+    root = tmp_path_factory.mktemp("fid-cache")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny net on shared, oversubscribed CI cores: 1 thread is faster
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("AEBENCH_CACHE_DIR", str(root))
+            info = fid.ensure_classifier(*digits)
+    finally:
+        torch.set_num_threads(threads)
+    return root, info
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path, fid_cache):
+    """No Inception weights anywhere; the shared classifier cache."""
+    monkeypatch.setenv("AEBENCH_CACHE_DIR", str(fid_cache[0]))
+    monkeypatch.delenv(fid.ENV_INCEPTION_WEIGHTS, raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    monkeypatch.setattr(torch.hub, "_hub_dir", None)
+    return fid_cache[1]
+
+
+def _frechet(f1: np.ndarray, f2: np.ndarray) -> float:
+    """Textbook FID (Heusel et al.) with scipy's matrix square root, in float64."""
+    f1, f2 = f1.astype(np.float64), f2.astype(np.float64)
+    mu1, mu2 = f1.mean(0), f2.mean(0)
+    s1, s2 = np.cov(f1, rowvar=False), np.cov(f2, rowvar=False)
+    covmean = scipy.linalg.sqrtm(s1 @ s2).real
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+
+
+def _noise(n: int, shape: tuple[int, int, int], seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, *shape), generator=g, dtype=torch.uint8)
+
+
+def test_classifier_is_cached_accurate_and_identified(offline, digits):
+    info = offline
+    assert info.path.is_file() and info.path.parent == fid.cache_dir() / "fid"
+    assert info.test_accuracy is not None and info.test_accuracy > 0.9
+    assert info.identity.startswith("aebench-classifier:digits:v1:")
+    again = fid.ensure_classifier(*digits)  # a cache hit: no retraining, same identity
+    assert again.identity == info.identity and again.test_accuracy == info.test_accuracy
+    assert fid.classifier_identity(digits[0]) == info.identity
+    labels = digits[0].labels.clone()
+    labels[0] = (labels[0] + 1) % 10
+    relabelled = aebench.ImageSet(digits[0].images, labels, name="digits")
+    # another train set (one label changed), another extractor
+    assert fid.classifier_identity(relabelled) != info.identity
+    assert fid.classifier_identity(digits[0].subset(slice(0, 500))) != info.identity
+
+
+def test_auto_falls_back_to_classifier_and_labels_it(offline, digits):
+    assert fid.inception_weights_path() is None
+    assert fid.resolve_extractor("auto") == fid.CLASSIFIER
+    with pytest.raises(ConfigError, match=fid.INCEPTION_WEIGHTS_FILE):
+        fid.resolve_extractor(fid.INCEPTION)
+    with pytest.raises(ConfigError, match="unknown FID extractor"):
+        fid.resolve_extractor("vgg")
+    train, test = digits
+    res = fid.compute_fid(train.images[:200], test, "auto", train_set=train)
+    assert res.extractor == offline.identity
+    assert "test accuracy" in res.extractor_detail and str(offline.path) in res.extractor_detail
+    assert res.grayscale_handling == fid.GRAY_NATIVE
+    assert (res.n_samples, res.n_reference) == (200, len(test))
+
+
+def test_inception_weights_detected_on_disk(offline, tmp_path, monkeypatch):
+    hub = Path(torch.hub.get_dir()) / "checkpoints"
+    hub.mkdir(parents=True)
+    (hub / fid.INCEPTION_WEIGHTS_FILE).write_bytes(b"stub")
+    assert fid.inception_weights_path() == hub / fid.INCEPTION_WEIGHTS_FILE
+    assert fid.resolve_extractor("auto") == fid.INCEPTION
+    own = tmp_path / "my-inception.pth"
+    own.write_bytes(b"stub")
+    monkeypatch.setenv(fid.ENV_INCEPTION_WEIGHTS, str(own))
+    assert fid.inception_weights_path() == own
+    monkeypatch.setenv(fid.ENV_INCEPTION_WEIGHTS, str(tmp_path / "missing.pth"))
+    assert fid.resolve_extractor("auto") == fid.CLASSIFIER
+
+
+def test_equals_direct_torch_fidelity_call(offline, digits):
+    train, test = digits
+    samples = train.images[:300]
+    ours = fid.compute_fid(samples, test, fid.CLASSIFIER, train_set=train)
+    direct = torch_fidelity.calculate_metrics(
+        input1=fid.UInt8Images(samples),
+        input2=fid.UInt8Images(test.images),
+        fid=True,
+        feature_extractor=fid.TF_CLASSIFIER_NAME,
+        feature_layer_fid=fid.CLASSIFIER_FEATURE,
+        feature_extractor_weights_path=str(offline.path),
+        cuda=False,
+        cache=False,
+        verbose=False,
+        save_cpu_ram=True,
+    )[torch_fidelity.KEY_METRIC_FID]
+    assert ours.value == pytest.approx(direct, rel=1e-6)
+    # second call reads the cached reference statistics and agrees
+    stats = list((fid.cache_dir() / "fid" / "stats").glob("aebench-digits-test-*stat-fid*"))
+    assert len(stats) == 1
+    assert fid.compute_fid(samples, test, "classifier", train_set=train).value == ours.value
+
+
+@pytest.mark.filterwarnings("ignore:Matrix is singular")  # dead ReLU units: zero-variance dims
+def test_equals_scipy_frechet_of_extracted_features(offline, digits):
+    train, test = digits
+    samples = train.images[300:700]
+    ext = fid.ClassifierFeatureExtractor(
+        fid.TF_CLASSIFIER_NAME, [fid.CLASSIFIER_FEATURE], str(offline.path)
+    )
+    with torch.no_grad():
+        (f1,) = ext(samples)
+        (f2,) = ext(test.images)
+    expected = _frechet(f1.numpy(), f2.numpy())
+    ours = fid.compute_fid(samples, test, "classifier", train_set=train, cache=False)
+    assert ours.value == pytest.approx(expected, rel=1e-4)
+
+
+def test_same_distribution_small_noise_large(offline, digits):
+    train, test = digits
+    half = len(test) // 2
+    a, b = test.subset(slice(0, half)), test.subset(slice(half, None))
+    same = fid.compute_fid(a.images, b, "classifier", train_set=train, cache=False).value
+    noise = fid.compute_fid(_noise(half, test.shape), b, "classifier", train_set=train).value
+    assert 0 <= same < 0.1 * noise
+    floats = fid.compute_fid(a.images.float() / 255, b, "classifier", train_set=train, cache=False)
+    assert floats.value == pytest.approx(same)  # [0, 1] floats are quantised back to uint8
+
+
+def test_classifier_needs_labels_and_train_set(offline, digits):
+    train, test = digits
+    with pytest.raises(ValueError, match="train_set"):
+        fid.compute_fid(train.images[:10], test, "classifier")
+    unlabelled = aebench.ImageSet(train.images[:50], None, name="nolabels")
+    with pytest.raises(ConfigError, match="needs labels"):
+        fid.compute_fid(train.images[:10], test, "classifier", train_set=unlabelled)
+    with pytest.raises(ValueError, match="shape"):
+        fid.compute_fid(torch.zeros(4, 3, 8, 8, dtype=torch.uint8), test, train_set=train)
+
+
+def test_inception_path_wiring(offline, tmp_path, monkeypatch, digits):
+    """The real Inception weights cannot be downloaded here: check what we hand to
+    torch-fidelity (local weights path, layer, grayscale repeated to 3 channels)."""
+    weights = tmp_path / "inception.pth"
+    weights.write_bytes(b"stub")
+    monkeypatch.setenv(fid.ENV_INCEPTION_WEIGHTS, str(weights))
+    seen = {}
+
+    def fake_calculate_metrics(**kwargs):
+        seen.update(kwargs)
+        return {torch_fidelity.KEY_METRIC_FID: 12.5}
+
+    monkeypatch.setattr(torch_fidelity, "calculate_metrics", fake_calculate_metrics)
+    train, test = digits
+    res = fid.compute_fid(train.images[:6], test, "auto")
+    assert seen["feature_extractor"] == fid.INCEPTION and seen["feature_layer_fid"] == "2048"
+    assert seen["feature_extractor_weights_path"] == str(weights)
+    assert seen["input1"][0].shape == (3, 8, 8) and seen["input1"][0].dtype == torch.uint8
+    assert torch.equal(seen["input2"][5][1], test.images[5][0])
+    assert seen["input2_cache_name"].endswith("-rgb")
+    assert (res.value, res.extractor, res.feature_layer) == (12.5, fid.INCEPTION, "2048")
+    assert res.grayscale_handling == fid.GRAY_REPEAT and str(weights) in res.extractor_detail
