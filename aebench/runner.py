@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from aebench import io as aio
-from aebench.datasets.base import ImageSet
+from aebench.datasets.base import ImageSet, validation_split
 from aebench.plan import RunConfig
 from aebench.train import Progress, TrainSettings, fit
 
@@ -84,29 +84,53 @@ def versions() -> dict[str, str]:
 
 
 class DataCache:
-    """(train, val, test) per dataset, loaded once per benchmark."""
+    """Each dataset's published splits, loaded once per benchmark, and its
+    deterministic (train, val, test) split per validation size."""
 
     def __init__(self, data_dir: str | None) -> None:
         self.data_dir = data_dir
-        self._cache: dict[tuple[str, float], tuple[ImageSet, ImageSet, ImageSet]] = {}
+        self._published: dict[str, tuple[ImageSet, ImageSet]] = {}
+
+    def published(self, dataset: str) -> tuple[ImageSet, ImageSet]:
+        """(train, test) as published."""
+        from aebench.api import get_dataset
+
+        if dataset not in self._published:
+            self._published[dataset] = (
+                get_dataset(dataset, "train", self.data_dir),
+                get_dataset(dataset, "test", self.data_dir),
+            )
+        return self._published[dataset]
 
     def get(self, dataset: str, val_size: float) -> tuple[ImageSet, ImageSet, ImageSet]:
-        from aebench.api import load_splits
-
-        key = (dataset, val_size)
-        if key not in self._cache:
-            self._cache[key] = load_splits(dataset, self.data_dir, val_size=val_size)
-        return self._cache[key]
+        train, test = self.published(dataset)
+        train, val = validation_split(train, val_size)
+        return train, val, test
 
 
 def preload(runs: Iterable[RunConfig], data: DataCache) -> None:
-    """Load every dataset before any training: missing or corrupt files fail up front."""
-    for dataset, val_size in dict.fromkeys((r.dataset, r.val_size) for r in runs):
-        train, _, test = data.get(dataset, val_size)
-        if len(train) < 2 or len(test) < 1:
-            from aebench.errors import DataError
+    """Load every dataset before any training: missing or corrupt files, and
+    settings a dataset cannot support, fail up front."""
+    from aebench.errors import ConfigError, DataError
 
-            raise DataError(f"dataset {dataset!r} has too few images ({len(train)} train)")
+    for run in runs:
+        train, test = data.published(run.dataset)
+        n_val = run.val_size if run.val_size >= 1 else round(run.val_size * len(train))
+        if len(train) - n_val < 2 or n_val < 1 or len(test) < 1:
+            raise DataError(
+                f"dataset {run.dataset!r} has too few images for a validation split of "
+                f"{run.val_size} ({len(train)} train, {len(test)} test)"
+            )
+        if run.fid_samples:
+            from aebench.metrics.fid import resolve_extractor
+
+            # An explicit inception-v3-compat without local weights fails here.
+            if resolve_extractor(run.fid_extractor) == "classifier" and train.labels is None:
+                raise ConfigError(
+                    f"dataset {run.dataset!r} has no class labels, so the offline FID "
+                    "extractor (a classifier) cannot be trained for it: use --no-fid, or "
+                    "--fid-extractor inception-v3-compat with its weights on disk"
+                )
 
 
 def execute(run: RunConfig, run_dir: Path, data: DataCache, progress: Progress) -> None:
@@ -118,7 +142,9 @@ def execute(run: RunConfig, run_dir: Path, data: DataCache, progress: Progress) 
 
     device = torch.device(run.device)
     train, val, test = data.get(run.dataset, run.val_size)
-    full_train = train  # the offline FID extractor is fit on all of it, whatever --limit says
+    # The offline FID extractor is trained on the published train split, so every
+    # run on a dataset shares one extractor whatever --limit or --val-size say.
+    full_train = data.published(run.dataset)[0]
     if run.limit is not None and run.limit < len(train):
         train = train.subset(slice(0, run.limit))
     spec = model_spec(run.model)

@@ -194,19 +194,30 @@ def test_diverging_model_is_recorded_as_failed_and_others_continue(capsys, tmp_p
             "dataset 'mnist' is not available",
         ),
         (("--suite", "{missing}"), "--suite: no such file"),
+        (("--fid-extractor", "inception-v3-compat", "--fid-samples", "10"), "needs its weights"),
+        (("--datasets", "folder:{flat}", "--fid-samples", "10"), "has no class labels"),
+        (("--datasets", "folder:{empty}"), "does not exist"),
     ],
 )
 def test_bad_options_fail_before_any_training(capsys, tmp_path, args, message):
     if torch.cuda.is_available() and "cuda" in args:
         pytest.skip("this machine has CUDA")
-    args = tuple(a.format(empty=tmp_path / "empty", missing=tmp_path / "nope.toml") for a in args)
+    flat = tmp_path / "flat"  # a folder of unlabelled images
+    flat.mkdir()
+    from PIL import Image
+
+    for i in range(30):
+        Image.new("L", (8, 8), color=i * 8).save(flat / f"{i}.png")
+    args = tuple(
+        a.format(empty=tmp_path / "empty", missing=tmp_path / "nope.toml", flat=flat) for a in args
+    )
     base = {"--models": "vae-mlp", "--datasets": "digits"}
     for flag in ("--models", "--datasets"):
         if flag in args:
             base.pop(flag)
-    flat = [x for kv in base.items() for x in kv]
+    given = [x for kv in base.items() for x in kv]
     # --epochs 1 first: a bad value in `args` comes later and wins.
-    code, err = cli(capsys, "run", *flat, "--epochs", "1", "--out", str(tmp_path / "o"), *args)
+    code, err = cli(capsys, "run", *given, "--epochs", "1", "--out", str(tmp_path / "o"), *args)
     assert code == 2, err
     assert message in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
