@@ -163,17 +163,22 @@ def plugins_cmd(
                 err.print(f"--- {i.name} ---\n{i.traceback}", markup=False, highlight=False)
 
 
-RUN_HELP = """Train and evaluate every (model, dataset) pair; store runs; build the leaderboard.
+def _run_help() -> str:
+    from aebench.plan import PROFILES
 
-Profiles (epochs / FID samples / NLL k on how many test images / train limit):
-smoke 2 / 500 / 16 on 200 / 5000; quick (default) 5 / 5000 / 64 on 1000 / all;
-full 30 / 10000 / 1000 on 10000 / all. Explicit options override the profile
-and the suite file. Rerunning skips finished runs (same settings); --force
-redoes them.
-"""
+    rows = "; ".join(
+        f"{name}: {p['epochs']} epochs, {p['fid_samples']} FID samples, NLL k={p['nll_k']} "
+        f"on {p['nll_samples']} images, train limit {p['limit'] or 'none'}"
+        for name, p in PROFILES.items()
+    )
+    return (
+        "Train and evaluate every (model, dataset) pair; store runs; build the leaderboard.\n\n"
+        f"Profiles ({rows}). quick is the default. Explicit options override the profile "
+        "and the suite file. Rerunning skips finished runs (same settings); --force redoes them."
+    )
 
 
-@app.command("run", help=RUN_HELP)
+@app.command("run", help=_run_help())
 def run_cmd(
     models: Annotated[
         str | None,

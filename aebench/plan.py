@@ -20,7 +20,7 @@ from aebench.errors import ConfigError, UnknownNameError, suggest
 # `--models vae,ae --datasets mnist` finishes in about ten minutes.
 PROFILES: dict[str, dict[str, Any]] = {
     "smoke": {
-        "epochs": 10,
+        "epochs": 20,
         "fid_samples": 500,
         "nll_k": 16,
         "nll_samples": 200,
