@@ -28,7 +28,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "limit": 2000,
     },
     "quick": {
-        "epochs": 5,
+        "epochs": 10,
         "fid_samples": 5000,
         "nll_k": 64,
         "nll_samples": 1000,

@@ -615,3 +615,18 @@ def test_report_command(tmp_path: Path) -> None:
     assert index == tmp_path / "public" / "index.html" and index.exists()
     # a single run dir works too
     assert report_command(tmp_path / "runs" / "one", tmp_path / "single").exists()
+
+
+def test_fid_column_header_with_a_classifier_extractor_id_containing_colons():
+    from aebench.report.context import _fid_column, fid_key
+
+    metrics = {
+        "fid": 3.0,
+        "fid_extractor": "aebench-classifier:mnist:v1:0123abcd",
+        "fid_samples": 5000,
+    }
+    key = fid_key(metrics)
+    col = _fid_column(key, [{"metrics": metrics}])
+    assert col["extractor"] == "aebench-classifier:mnist:v1:0123abcd"
+    assert col["samples"] == "5000"
+    assert col["sub"] == "aebench-classifier, n=5000"

@@ -376,7 +376,9 @@ def fid_key(metrics: dict[str, Any]) -> str | None:
 
 
 def _fid_column(key: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
-    _, extractor, samples = key.split(":", 2)
+    # The extractor id may itself contain ':' (aebench-classifier:<dataset>:v1:<hash>).
+    extractor, samples = key.removeprefix("fid:").rsplit(":", 1)
+    short = extractor.split(":")[0]
     details = sorted(
         {
             str(r["metrics"].get("fid_extractor_detail"))
@@ -403,7 +405,7 @@ def _fid_column(key: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
         "unit": "",
         "direction": "min",
         "title": title,
-        "sub": f"{extractor}, {n_text}",
+        "sub": f"{short}, {n_text}",
         "extractor": extractor,
         "samples": samples,
     }
