@@ -138,6 +138,7 @@ def execute(run: RunConfig, run_dir: Path, data: DataCache, progress: Progress) 
     from aebench.api import model_spec
     from aebench.images import save_grid, save_interpolation, save_recon_grid
     from aebench.metrics import evaluate
+    from aebench.metrics.probe import latent_means
     from aebench.plugins import get_plugins
 
     device = torch.device(run.device)
@@ -166,7 +167,7 @@ def execute(run: RunConfig, run_dir: Path, data: DataCache, progress: Progress) 
 
     t0 = time.perf_counter()
     with torch.no_grad():
-        model.fit_prior(_latent_means(model, train, run.batch_size, device, limit=10000))
+        model.fit_prior(latent_means(model, train.subset(slice(0, 10000)), device))
     aio.save_with(run_dir / "weights.safetensors", lambda p: _save_weights(model, p))
 
     gen = torch.Generator(device="cpu").manual_seed(run.seed)
@@ -175,7 +176,7 @@ def execute(run: RunConfig, run_dir: Path, data: DataCache, progress: Progress) 
         save_recon_grid(x, model.reconstruct(x).clamp(0, 1), images_dir / "recon.png")
         save_grid(model.sample(64, generator=gen).clamp(0, 1), images_dir / "samples.png", nrow=8)
         save_interpolation(model, test, images_dir / "interp.png", device)
-        z = _latent_means(model, test, run.batch_size, device, limit=LATENT_POINTS)
+        z = latent_means(model, test.subset(slice(0, LATENT_POINTS)), device)
     arrays = {"z": z.numpy()}
     if test.labels is not None:
         arrays["y"] = test.labels[: len(z)].numpy()
@@ -208,17 +209,6 @@ def execute(run: RunConfig, run_dir: Path, data: DataCache, progress: Progress) 
         versions=versions(),
     )
     aio.write_json(run_dir / "metrics.json", metrics)
-
-
-def _latent_means(
-    model: Any, data: ImageSet, batch_size: int, device: torch.device, limit: int
-) -> torch.Tensor:
-    n = min(limit, len(data))
-    chunks = [
-        model.encode(data.batch(slice(s, min(s + batch_size, n)), device)).mean.float().cpu()
-        for s in range(0, n, batch_size)
-    ]
-    return torch.cat(chunks)
 
 
 def _save_weights(model: torch.nn.Module, path: Path) -> None:

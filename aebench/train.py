@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from aebench.datasets.base import ImageSet
+from aebench.metrics.losses import loss_metrics
 from aebench.models.base import AutoEncoder
 
 TERMS = ("total", "recon", "reg")
@@ -37,22 +38,6 @@ def train_step(
     terms["total"].mean().backward()
     optimizer.step()
     return {k: v.detach() for k, v in terms.items()}
-
-
-@torch.no_grad()
-def mean_loss_terms(
-    model: AutoEncoder, data: ImageSet, batch_size: int, device: torch.device
-) -> dict[str, float]:
-    """Mean per-image loss terms (nats) over ``data``, in eval mode."""
-    was_training = model.training
-    model.eval()
-    sums = torch.zeros(len(TERMS), dtype=torch.float64)
-    for start in range(0, len(data), batch_size):
-        x = data.batch(slice(start, start + batch_size), device)
-        terms = model.loss_terms(x)
-        sums += torch.stack([terms[k].sum() for k in TERMS]).double().cpu()
-    model.train(was_training)
-    return {k: float(v) / len(data) for k, v in zip(TERMS, sums, strict=True)}
 
 
 @dataclass
@@ -138,7 +123,12 @@ def fit(
             progress.step(loss)
         row: dict[str, float] = {"epoch": epoch}
         row.update({f"train_{k}": float(v) / steps for k, v in zip(TERMS, sums, strict=True)})
-        val_terms = mean_loss_terms(model, val, batch_size, device)
+        # Validation under its own seeded RNG, so it neither perturbs nor depends on
+        # the training stream; same batch size as training (shapes already planned).
+        val_terms = loss_metrics(
+            model, val, device=device, batch_size=batch_size, seed=settings.seed
+        )
+        val_terms.pop("bpd")
         if not math.isfinite(val_terms["total"]):
             raise DivergedError(f"validation loss became {val_terms['total']} at epoch {epoch}")
         row.update({f"val_{k}": v for k, v in val_terms.items()})
