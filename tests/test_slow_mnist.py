@@ -37,7 +37,7 @@ def test_mnist_subset_end_to_end(shared_data, tmp_path):
         "--limit",
         "3000",
         "--epochs",
-        "3",
+        "10",
         "--fid-samples",
         "1000",
         "--nll-samples",
@@ -51,11 +51,12 @@ def test_mnist_subset_end_to_end(shared_data, tmp_path):
     table = pd.read_csv(tmp_path / "results.csv").set_index("model")
     assert set(table.index) == {"vae-mlp", "ae-cnn"} and (table.status == "done").all()
     vae = table.loc["vae-mlp"]
-    # A 3-epoch VAE on 3k MNIST images: negative ELBO well below the untrained ~545 nats,
-    # and a trained model's reconstructions are far better than the mean image's.
-    assert 80 < vae.test_total < 250
+    # 10 epochs on 3k MNIST images (~230 steps): measured here 163 nats, SSIM 0.49,
+    # probe 0.75. An untrained VAE sits near 545 nats with SSIM near 0.
+    assert 100 < vae.test_total < 200
     assert vae.nll <= vae.test_total + 1e-6  # the IWAE bound is at least the ELBO
-    assert vae.test_ssim > 0.3 and vae.probe_acc > 0.6
+    assert vae.test_ssim > 0.35 and vae.probe_acc > 0.6
+    assert table.loc["ae-cnn"].test_reg == 0 and pd.isna(table.loc["ae-cnn"].nll)
     assert vae.fid_samples == 1000 and vae.fid_reference == 10000
     assert vae.fid_extractor.startswith("aebench-classifier") and vae.fid > 0
     assert (tmp_path / "site" / "index.html").is_file()
