@@ -203,3 +203,45 @@ def test_config_adds_only_mmd_weight_and_validates_it() -> None:
         WAEConfig(mmd_weight=-1.0)
     with pytest.raises(ConfigError, match="no option 'lambda'"):
         WAEConfig.from_options(**{"lambda": 2.0})
+
+
+def test_installed_plugin_runs_end_to_end_and_reaches_the_leaderboard(tmp_path: Path) -> None:
+    """`aebench run --models wae` trains, evaluates and reports the plugin like a built-in."""
+    if not _installed():
+        pytest.skip("needs `pip install plugins/aebench-wae` (the entry point is the point)")
+    import json
+    import os
+    import subprocess
+
+    env = {**os.environ, "AEBENCH_CACHE_DIR": str(tmp_path / "cache")}
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "aebench.cli",
+            "run",
+            "--models",
+            "wae",
+            "--datasets",
+            "digits",
+            "--profile",
+            "smoke",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stderr
+    assert "2 run(s) done, 0 skipped, 0 failed" in res.stderr
+    runs = sorted((tmp_path / "out" / "runs").iterdir())
+    assert [r.name.split("_")[1] for r in runs] == ["wae-cnn", "wae-mlp"]
+    for run in runs:
+        config = json.loads((run / "config.json").read_text())
+        metrics = json.loads((run / "metrics.json").read_text())
+        assert config["plugin"] == f"aebench-wae {aebench_wae.__version__}"
+        assert metrics["regulariser"] == "mmd" and metrics["fid"] is not None
+    index = (tmp_path / "out" / "site" / "index.html").read_text()
+    assert "wae-mlp" in index and "wae-cnn" in index
