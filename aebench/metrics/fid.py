@@ -399,7 +399,10 @@ def compute_fid(
         weights = inception_weights_path()
         assert weights is not None  # resolve_extractor checked
         tf_name, layer, path = INCEPTION, "2048", str(weights)
-        ident, detail = INCEPTION, f"torch-fidelity inception-v3-compat, weights {weights}"
+        ident, detail = (
+            INCEPTION,
+            f"torch-fidelity inception-v3-compat, weights {Path(weights).name}",
+        )
         grayscale = GRAY_REPEAT if gray else RGB
         repeat = True
     else:
@@ -414,7 +417,8 @@ def compute_fid(
         ident = info.identity
         detail = (
             f"ClassifierNet v{CLASSIFIER_VERSION} trained on {info.meta['n_train']} "
-            f"{info.meta['dataset']} train images, test accuracy {acc}, weights {info.path}"
+            f"{info.meta['dataset']} train images, test accuracy {acc}, "
+            f"weights {Path(info.path).name} (aebench cache)"
         )
         grayscale = GRAY_NATIVE if gray else RGB
         repeat = False
