@@ -213,6 +213,13 @@ def run_cmd(
         float | None,
         typer.Option(help="Validation split carved from train: fraction or count [default: 0.1]."),
     ] = None,
+    dataset_options: Annotated[
+        str | None,
+        typer.Option(
+            help="Loader options for the datasets, KEY=VALUE pairs ('size=32,channels=3' "
+            "for folder:PATH)."
+        ),
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
     data_dir: Annotated[
         str | None,
@@ -251,7 +258,7 @@ def run_cmd(
         bool, typer.Option("--no-report", help="Do not build the HTML leaderboard.")
     ] = False,
 ) -> None:
-    from aebench.plan import Options, load_suite, parse_list, plan
+    from aebench.plan import Options, load_suite, parse_list, parse_options, plan
     from aebench.runner import RunProgress, run_benchmark
 
     cli_options = Options(
@@ -272,6 +279,7 @@ def run_cmd(
         nll_k=nll_k,
         nll_samples=nll_samples,
         probe_samples=probe_samples,
+        dataset_options=parse_options("--dataset-options", dataset_options),
         profile=profile,
     )
     grids = [cli_options]

@@ -70,6 +70,7 @@ class Options:
     nll_k: int | None = None
     nll_samples: int | None = None
     probe_samples: int | None = None
+    dataset_options: dict[str, Any] | None = None
     profile: str | None = None
 
     def merged(self, over: Options) -> Options:
@@ -104,6 +105,7 @@ class RunConfig:
     probe_samples: int
     device: str
     profile: str
+    dataset_options: dict[str, Any] = field(default_factory=dict)
     family: str = field(default="", compare=False)
     arch: str = field(default="", compare=False)
     plugin: str = field(default="", compare=False)
@@ -136,6 +138,21 @@ class RunConfig:
 
 
 # -- parsing user input ---------------------------------------------------------
+def parse_options(option: str, value: str | None) -> dict[str, str] | None:
+    """``'size=32,channels=3'`` -> ``{'size': '32', 'channels': '3'}``."""
+    if value is None:
+        return None
+    out: dict[str, str] = {}
+    for item in (v.strip() for v in value.split(",")):
+        key, sep, val = item.partition("=")
+        if not item or not sep or not key.strip():
+            raise ConfigError(
+                f"{option}: expected KEY=VALUE pairs separated by commas, got {value!r}"
+            )
+        out[key.strip()] = val.strip()
+    return out
+
+
 def parse_list(option: str, value: str | None, kind: type = str) -> list[Any] | None:
     """``'2,16'`` -> ``[2, 16]`` with a one-line error naming the option."""
     if value is None:
@@ -257,6 +274,8 @@ def expand(options: Options, device: str) -> list[RunConfig]:
         raise UnknownNameError("FID extractor", o.fid_extractor, FID_EXTRACTORS)
 
     models = get_plugins().models.select(o.models)
+    if o.betas and not any("beta" in {f.name for f in fields(m.config_cls)} for m in models):
+        raise ConfigError("--betas: none of the selected models has a β (try --models beta-vae)")
     datasets = []
     for name in o.datasets:
         dataset_spec(name)  # unknown names and bad `name:ARG` spellings fail here
@@ -290,17 +309,18 @@ def expand(options: Options, device: str) -> list[RunConfig]:
                                 beta=model_config.get("beta"),
                                 model_config=model_config,
                                 epochs=o.epochs,
-                                batch_size=o.batch_size or 128,
-                                lr=o.lr or 1e-3,
+                                batch_size=o.batch_size,
+                                lr=o.lr,
                                 limit=o.limit,
-                                val_size=o.val_size or 0.1,
-                                fid_extractor=o.fid_extractor or "auto",
+                                val_size=o.val_size,
+                                fid_extractor=o.fid_extractor,
                                 fid_samples=o.fid_samples,
                                 nll_k=o.nll_k,
                                 nll_samples=o.nll_samples,
                                 probe_samples=o.probe_samples,
                                 device=device,
                                 profile=profile,
+                                dataset_options=dict(sorted((o.dataset_options or {}).items())),
                                 family=spec.family,
                                 arch=spec.arch,
                                 plugin=spec.plugin,

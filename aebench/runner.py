@@ -89,21 +89,27 @@ class DataCache:
 
     def __init__(self, data_dir: str | None) -> None:
         self.data_dir = data_dir
-        self._published: dict[str, tuple[ImageSet, ImageSet]] = {}
+        self._published: dict[tuple[str, str], tuple[ImageSet, ImageSet]] = {}
 
-    def published(self, dataset: str) -> tuple[ImageSet, ImageSet]:
-        """(train, test) as published."""
+    def published(
+        self, dataset: str, options: dict[str, Any] | None = None
+    ) -> tuple[ImageSet, ImageSet]:
+        """(train, test) as published, loaded with the dataset ``options``."""
         from aebench.api import get_dataset
 
-        if dataset not in self._published:
-            self._published[dataset] = (
-                get_dataset(dataset, "train", self.data_dir),
-                get_dataset(dataset, "test", self.data_dir),
+        options = options or {}
+        key = (dataset, repr(sorted(options.items())))
+        if key not in self._published:
+            self._published[key] = (
+                get_dataset(dataset, "train", self.data_dir, **options),
+                get_dataset(dataset, "test", self.data_dir, **options),
             )
-        return self._published[dataset]
+        return self._published[key]
 
-    def get(self, dataset: str, val_size: float) -> tuple[ImageSet, ImageSet, ImageSet]:
-        train, test = self.published(dataset)
+    def get(
+        self, dataset: str, val_size: float, options: dict[str, Any] | None = None
+    ) -> tuple[ImageSet, ImageSet, ImageSet]:
+        train, test = self.published(dataset, options)
         train, val = validation_split(train, val_size)
         return train, val, test
 
@@ -114,7 +120,7 @@ def preload(runs: Iterable[RunConfig], data: DataCache) -> None:
     from aebench.errors import ConfigError, DataError
 
     for run in runs:
-        train, test = data.published(run.dataset)
+        train, test = data.published(run.dataset, run.dataset_options)
         n_val = run.val_size if run.val_size >= 1 else round(run.val_size * len(train))
         if len(train) - n_val < 2 or n_val < 1 or len(test) < 1:
             raise DataError(
@@ -142,10 +148,10 @@ def execute(run: RunConfig, run_dir: Path, data: DataCache, progress: Progress) 
     from aebench.plugins import get_plugins
 
     device = torch.device(run.device)
-    train, val, test = data.get(run.dataset, run.val_size)
+    train, val, test = data.get(run.dataset, run.val_size, run.dataset_options)
     # The offline FID extractor is trained on the published train split, so every
     # run on a dataset shares one extractor whatever --limit or --val-size say.
-    full_train = data.published(run.dataset)[0]
+    full_train = data.published(run.dataset, run.dataset_options)[0]
     if run.limit is not None and run.limit < len(train):
         train = train.subset(slice(0, run.limit))
     spec = model_spec(run.model)
@@ -313,7 +319,7 @@ class Benchmark:
         if run_dir.exists():  # a failed, interrupted or forced run starts clean
             shutil.rmtree(run_dir)
         run_dir.mkdir(parents=True)
-        train_shape = self.data.get(run.dataset, run.val_size)[0].shape
+        train_shape = self.data.published(run.dataset, run.dataset_options)[0].shape
         aio.write_json(run_dir / "config.json", {**run.to_dict(), "input_shape": list(train_shape)})
         started = now()
         aio.write_json(

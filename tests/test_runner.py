@@ -197,6 +197,9 @@ def test_diverging_model_is_recorded_as_failed_and_others_continue(capsys, tmp_p
         (("--fid-extractor", "inception-v3-compat", "--fid-samples", "10"), "needs its weights"),
         (("--datasets", "folder:{flat}", "--fid-samples", "10"), "has no class labels"),
         (("--datasets", "folder:{empty}"), "does not exist"),
+        (("--betas", "4"), "--betas: none of the selected models has a β"),
+        (("--dataset-options", "size=8"), "dataset 'digits' got unknown option(s) size"),
+        (("--dataset-options", "size"), "--dataset-options: expected KEY=VALUE pairs"),
     ],
 )
 def test_bad_options_fail_before_any_training(capsys, tmp_path, args, message):
@@ -260,3 +263,38 @@ def test_shipped_suites_are_valid(suite):
     _, grids = load_suite(suite)
     runs = plan(grids, device="cpu")
     assert runs
+
+
+def test_own_image_folder_with_loader_options_from_the_cli(capsys, tmp_path):
+    from PIL import Image
+
+    root = tmp_path / "imgs"
+    for label, colour in (("dark", 30), ("light", 220)):
+        (root / label).mkdir(parents=True)
+        for i in range(40):
+            Image.new("RGB", (12, 10), color=(colour, i * 3, 255 - colour)).save(
+                root / label / f"{i}.png"
+            )
+    args = [
+        "run",
+        "--models",
+        "ae-mlp",
+        "--datasets",
+        f"folder:{root}",
+        "--epochs",
+        "1",
+        "--no-fid",
+        "--no-report",
+        "--out",
+        str(tmp_path / "o"),
+    ]
+    code, err = cli(capsys, *args, "--dataset-options", "size=8,channels=1")
+    assert code == 0, err
+    (run,) = (tmp_path / "o" / "runs").iterdir()
+    config = json.loads((run / "config.json").read_text())
+    assert config["input_shape"] == [1, 8, 8]
+    assert config["dataset_options"] == {"channels": "1", "size": "8"}
+    # Other loader options are another run (a different key), not a skipped one.
+    code, err = cli(capsys, *args, "--dataset-options", "size=6,channels=3")
+    assert code == 0 and "1 run(s) done, 0 skipped" in err
+    assert len(list((tmp_path / "o" / "runs").iterdir())) == 2
