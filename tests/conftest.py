@@ -31,3 +31,12 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "MNIST" / "raw").is_dir():
         pytest.skip(f"real data not found at {SHARED_DATA} (CI provides it)")
     return SHARED_DATA
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread: small models run faster and more repeatably without contention."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -3,18 +3,10 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from aebench import testing
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Small models on a shared CPU: one thread is faster and keeps results stable.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("check", testing.check_names())

@@ -28,12 +28,7 @@ from aebench.plugins import get_plugins
 BUILTINS = ["ae-mlp", "ae-cnn", "vae-mlp", "vae-cnn", "beta-vae-mlp", "beta-vae-cnn"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # -- registry ----------------------------------------------------------------
