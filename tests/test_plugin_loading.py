@@ -98,3 +98,21 @@ def test_cli_lists_installed_plugin_and_reports_the_broken_one(site):
         "aebench: warning: plugin 'broken' (aebench-broken 0.1) is disabled: "
         "ImportError: no torch9 (see `aebench plugins`)"
     )
+
+
+def test_plugins_load_once_and_reset_picks_up_a_later_install(tmp_path, monkeypatch):
+    from aebench import plugins
+
+    plugins.reset()
+    first = plugins.get_plugins()
+    assert "good-mlp" not in first.models
+    site = tmp_path / "later"
+    site.mkdir()
+    _dist(site, "aebench-good", "1.2.3", "aebench_good", GOOD, "good")
+    monkeypatch.syspath_prepend(str(site))
+    try:
+        assert plugins.get_plugins() is first  # loaded once, lazily: no rescan
+        plugins.reset()
+        assert "good-mlp" in plugins.get_plugins().models
+    finally:
+        plugins.reset()
