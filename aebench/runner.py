@@ -30,6 +30,7 @@ from aebench.plan import RunConfig
 from aebench.train import Progress, TrainSettings, fit
 
 LATENT_POINTS = 2000  # test images whose latent means are stored for the plots
+EPOCH_LATENT_POINTS = 1000  # validation images whose latent means are stored every epoch
 
 
 def now() -> str:
@@ -161,15 +162,25 @@ def execute(run: RunConfig, run_dir: Path, data: DataCache, progress: Progress) 
     images_dir.mkdir(parents=True, exist_ok=True)
     history: list[dict[str, float]] = []
 
+    # Latent means of a fixed validation subset after every epoch: the report
+    # animates how the latent space organises itself during training.
+    tracked = val.subset(slice(0, EPOCH_LATENT_POINTS))
+    epoch_latents: list[torch.Tensor] = []
+
     def on_epoch(epoch: int, row: dict[str, float], snapshot: torch.Tensor) -> None:
         history.append(row)
         _write_history(run_dir / "history.csv", history)
         save_grid(snapshot, images_dir / f"recon_epoch_{epoch:03d}.png", nrow=len(snapshot))
+        epoch_latents.append(latent_means(model, tracked, device))
 
     settings = TrainSettings(
         epochs=run.epochs, batch_size=run.batch_size, lr=run.lr, seed=run.seed, device=device
     )
     result = fit(model, train, val, settings, progress=progress, on_epoch=on_epoch)
+    epochs_arrays = {"z": torch.stack(epoch_latents).numpy()}
+    if tracked.labels is not None:
+        epochs_arrays["y"] = tracked.labels.numpy()
+    aio.save_with(run_dir / "latents_epochs.npz", lambda p: _save_npz(p, epochs_arrays))
 
     t0 = time.perf_counter()
     with torch.no_grad():

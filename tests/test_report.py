@@ -111,6 +111,9 @@ def write_run(
         y = np.arange(n_latents, dtype=np.int64) % 10
         z = rng.normal(size=(n_latents, latent_dim)).astype(np.float32) + y[:, None] * 0.5
         np.savez(d / "latents.npz", z=z, y=y)
+        drift = np.linspace(2.0, 0.0, epochs)[:, None, None]  # codes settle over training
+        z_epochs = np.stack([z[:60] * (1 - k / 4) + k for k in drift[:, 0, 0]])
+        np.savez(d / "latents_epochs.npz", z=z_epochs.astype(np.float32), y=y[:60])
     if status == "done":
         m: dict[str, Any] = {
             "test_total": 100.0,
@@ -535,6 +538,7 @@ def test_run_page_content(site: Path) -> None:
             "interp.png",
             "recon_epochs.gif",
             "latents.png",
+            "latents_epochs.gif",
             "losses.png",
             "quality.png",
             "per_class.png",
@@ -630,3 +634,19 @@ def test_fid_column_header_with_a_classifier_extractor_id_containing_colons():
     assert col["extractor"] == "aebench-classifier:mnist:v1:0123abcd"
     assert col["samples"] == "5000"
     assert col["sub"] == "aebench-classifier, n=5000"
+
+
+def test_run_page_animates_the_latent_space_over_epochs(tmp_path):
+    from PIL import Image
+
+    from aebench.report import build_site
+
+    out = tmp_path / "bench"
+    write_run(out, "mnist-vae-cnn-z8", latent_dim=8, epochs=4)
+    index = build_site(out)
+    (page,) = (index.parent / "runs").glob("*.html")
+    html = page.read_text()
+    assert "latents_epochs.gif" in html and "after each epoch" in html
+    gif = next((index.parent / "runs").glob("*/latents_epochs.gif"))
+    with Image.open(gif) as im:
+        assert im.n_frames == 4 and im.size[0] > 100

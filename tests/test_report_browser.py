@@ -177,6 +177,6 @@ def test_run_pages_in_browser(driver: Any, site: Path, tmp_path: Path) -> None:
         assert _non_local_requests(driver) == [], name
     _open(driver, site / "runs" / "mnist-vae-cnn-d16-s0.html")
     n_images = driver.execute_script("return document.images.length")
-    assert n_images == 8
+    assert n_images == 9  # grids, two animations, latent plot, curves, per-class chart
     shot = tmp_path / "run.png"
     assert driver.save_screenshot(str(shot)) and shot.stat().st_size > 10_000

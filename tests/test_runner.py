@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -55,6 +56,9 @@ def test_run_stores_every_run_and_the_results_table(capsys, tmp_path):
         ):
             assert (run / name).is_file(), f"{run.name} lacks {name}"
         assert json.loads((run / "status.json").read_text())["status"] == "done"
+        with np.load(run / "latents_epochs.npz") as epochs:
+            assert epochs["z"].shape == (2, 144, 16)  # epochs x all 144 val images x latent dim
+            assert epochs["y"].shape == (144,)
         history = pd.read_csv(run / "history.csv")
         assert list(history["epoch"]) == [1, 2]
         assert {"val_mse", "val_ssim", "val_psnr", "train_total", "val_reg"} <= set(history)

@@ -240,6 +240,7 @@ def load_run(run_dir: Path, taken: set[str] | None = None) -> dict[str, Any]:
     }
     frames = sorted(images_dir.glob("recon_epoch_*.png")) if images_dir.is_dir() else []
     latents = run_dir / "latents.npz"
+    latents_epochs = run_dir / "latents_epochs.npz"
 
     run_id = str(config.get("run_id") or run_dir.name)
     return {
@@ -256,6 +257,7 @@ def load_run(run_dir: Path, taken: set[str] | None = None) -> dict[str, Any]:
         "images": images,
         "epoch_frames": frames,
         "latents": latents if latents.is_file() else None,
+        "latents_epochs": latents_epochs if latents_epochs.is_file() else None,
         "problems": problems,
     }
 

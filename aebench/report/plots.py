@@ -246,6 +246,91 @@ def plot_latents(
     return [name for name, _ in projections]
 
 
+def make_latent_gif(
+    z_epochs: np.ndarray,
+    y: np.ndarray | None,
+    path: Path,
+    class_names: Sequence[str] | None = None,
+    seed: int = 0,
+    ms_per_frame: int = 500,
+) -> bool:
+    """An animated GIF of the latent space after each epoch (fixed validation images).
+
+    ``z_epochs`` is ``(epochs, n, d)``. d ≤ 2 is drawn directly; for d > 2 one
+    PCA, fitted on the last epoch, projects every epoch, and the axes are fixed
+    across frames, so the motion shown is the latent space's own.
+    """
+    import io
+
+    from PIL import Image
+
+    z_epochs = np.asarray(z_epochs, dtype=np.float64)
+    if z_epochs.ndim != 3 or z_epochs.shape[0] < 1 or z_epochs.shape[1] < 2:
+        return False
+    epochs, n, d = z_epochs.shape
+    if y is not None and len(np.asarray(y).reshape(-1)) != n:
+        y = None
+    if d == 1:
+        xy = np.concatenate([z_epochs, np.zeros_like(z_epochs)], axis=2)
+        name = "z (1-D)"
+    elif d == 2:
+        xy, name = z_epochs, "z (direct)"
+    else:
+        from sklearn.decomposition import PCA
+
+        pca = PCA(n_components=2, random_state=seed).fit(z_epochs[-1])
+        xy = np.stack([pca.transform(z) for z in z_epochs])
+        name = "PCA of the last epoch"
+    finite = np.isfinite(xy).all(axis=(0, 2))
+    if finite.sum() < 2:
+        return False
+    xy = xy[:, finite]
+    labels = None if y is None else np.asarray(y).reshape(-1)[finite]
+    lo, hi = np.percentile(xy.reshape(-1, 2), [0.5, 99.5], axis=0)
+    pad = (hi - lo) * 0.05 + 1e-9
+    frames_idx = np.arange(epochs)
+    if epochs > MAX_GIF_FRAMES:
+        frames_idx = np.unique(np.linspace(0, epochs - 1, MAX_GIF_FRAMES).round().astype(int))
+    images = []
+    with _rc():
+        for e in frames_idx:
+            fig, axes = _figure(1, width=3.6, height=3.4)
+            ax = axes[0]
+            if labels is None:
+                ax.scatter(xy[e, :, 0], xy[e, :, 1], s=5, alpha=0.6, linewidths=0)
+            else:
+                uniq = np.unique(labels)
+                cmap = _cmap("tab10" if len(uniq) <= 10 else "tab20")
+                for i, label in enumerate(uniq):
+                    mask = labels == label
+                    ax.scatter(
+                        xy[e, mask, 0],
+                        xy[e, mask, 1],
+                        s=5,
+                        alpha=0.7,
+                        linewidths=0,
+                        color=cmap(i % cmap.N),
+                    )
+            ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
+            ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
+            ax.set_title(f"epoch {e + 1}/{epochs}: {name}, d={d}")
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png", dpi=72)
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
+            buf.seek(0)
+            with Image.open(buf) as im:
+                images.append(im.convert("RGB").quantize(colors=256))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    durations = [ms_per_frame] * len(images)
+    durations[-1] = ms_per_frame * 4  # hold the final epoch
+    images[0].save(
+        path, save_all=True, append_images=images[1:], duration=durations, loop=0, optimize=True
+    )
+    return True
+
+
 def _integer_ticks():
     from matplotlib.ticker import MaxNLocator
 

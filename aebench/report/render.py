@@ -107,6 +107,7 @@ def _run_assets(run: dict[str, Any], site: _Site) -> dict[str, Any]:
         "quality",
         "latents",
         "latent_methods",
+        "latent_animation",
         "per_class",
     )
     assets: dict[str, Any] = dict.fromkeys(keys)
@@ -142,6 +143,11 @@ def _run_assets(run: dict[str, Any], site: _Site) -> dict[str, Any]:
                 assets["latents"] = f"{slug}/latents.png"
                 assets["latent_methods"] = drawn
 
+    if run.get("latents_epochs") is not None:
+        target = site.path(f"{base}/latents_epochs.gif")
+        if _fresh(site, target, [run["latents_epochs"]]) or _latent_animation(run, target):
+            assets["latent_animation"] = f"{slug}/latents_epochs.gif"
+
     per_class = (run["metrics"] or {}).get("per_class")
     if isinstance(per_class, dict) and per_class:
         target = site.path(f"{base}/per_class.png")
@@ -162,6 +168,22 @@ def _display_width(path: Path) -> int | None:
     except OSError:
         return None
     return max(width, min(2 * width, 640))
+
+
+def _latent_animation(run: dict[str, Any], target: Path) -> bool:
+    import numpy as np
+
+    try:
+        with np.load(run["latents_epochs"]) as data:
+            z = data["z"]
+            y = data["y"] if "y" in data.files else None
+    except (OSError, ValueError, KeyError) as exc:
+        run["problems"].append(f"latents_epochs.npz unreadable: {exc}")
+        return False
+    seed = run["config"].get("seed")
+    return plots.make_latent_gif(
+        z, y, target, seed=seed if isinstance(seed, int) and seed >= 0 else 0
+    )
 
 
 def _plot_latents(run: dict[str, Any], target: Path) -> list[str]:
