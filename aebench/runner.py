@@ -452,9 +452,9 @@ class RunProgress(Progress):
                 info="",
             )
 
-    def step(self, loss: float) -> None:
+    def step(self, loss: float, advance: int = 1) -> None:
         if self._bar is not None:
-            self._bar.update(self._steps, advance=1, info=f"loss {loss:.2f}")
+            self._bar.update(self._steps, advance=advance, info=f"loss {loss:.2f}")
 
     def end_epoch(self, row: dict[str, float]) -> None:
         epoch, epochs = self._epoch
