@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Generic, TypeVar
 
 from aebench.errors import DuplicateNameError, UnknownNameError
@@ -18,9 +18,15 @@ class Registry(Generic[T]):
     where to see the full list ("see `aebench models`").
     """
 
-    def __init__(self, kind: str, list_hint: str = "") -> None:
+    def __init__(
+        self,
+        kind: str,
+        list_hint: str = "",
+        check: Callable[[list[T], T], None] | None = None,
+    ) -> None:
         self.kind = kind
         self.list_hint = list_hint
+        self._check = check  # extra rules a new spec must meet against the registered ones
         self._items: dict[str, T] = {}
 
     def add(self, spec: T) -> None:
@@ -31,6 +37,8 @@ class Registry(Generic[T]):
             raise DuplicateNameError(
                 f"{self.kind} {name!r} is registered twice: by {first} and by {second}"
             )
+        if self._check is not None:
+            self._check(list(self._items.values()), spec)
         self._items[name] = spec
 
     def discard(self, specs: Iterable[T]) -> None:

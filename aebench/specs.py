@@ -2,22 +2,33 @@
 
 Core owns validation and naming: plugins hand these specs to the ``register``
 callback they receive in a hook; they never touch a registry directly.
+
+* :class:`ModelSpec`: a model (its options are the fields of ``config_cls``);
+* :class:`DatasetSpec` with its :class:`DatasetOption` s;
+* :class:`MetricSpec` with the :class:`MetricColumn` s it writes and the
+  :class:`MetricOption` s (sample budgets) it reads.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from aebench.errors import ConfigError
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from aebench.datasets.base import ImageSet
+    from aebench.metrics import EvalContext
     from aebench.models.base import AutoEncoder, ModelConfig
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+_KEY_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+DIRECTIONS = ("min", "max", None)
+GROUPS = ("likelihood", "reconstruction", "samples", "representation", "cost", "other")
 
 
 def check_name(kind: str, name: str) -> None:
@@ -28,12 +39,20 @@ def check_name(kind: str, name: str) -> None:
         )
 
 
+def check_key(kind: str, key: str) -> None:
+    """Option names and metric keys are identifiers: ``fid_samples``, ``test_mse``."""
+    if not isinstance(key, str) or not _KEY_RE.match(key):
+        raise ValueError(f"invalid {kind} {key!r}: use lower-case letters, digits and '_'")
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A registered model: ``factory(config, input_shape)`` builds an AutoEncoder.
 
     ``name`` is ``<family>-<arch>`` by convention (``beta-vae-cnn``), so that a
     family name selects all of its variants and globs like ``'*-cnn'`` work.
+    Every field of ``config_cls`` (a :class:`aebench.ModelConfig` dataclass) is
+    an option users can set and sweep (``-o beta=0.5,4``).
     """
 
     name: str
@@ -49,6 +68,52 @@ class ModelSpec:
         check_name("model family", self.family)
 
 
+# -- datasets ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class DatasetOption:
+    """One loader option of a dataset: name, type, default and one line of help.
+
+    ``type`` is ``int``, ``float``, ``str`` or ``bool``; ``parse`` (optional)
+    replaces the type conversion for richer syntax (``size=32x48``) and must
+    raise :class:`~aebench.errors.ConfigError` on bad input; ``choices`` limits
+    the values. ``default=None`` means "decided by the loader" (say how in
+    ``help``).
+    """
+
+    name: str
+    type: type = str
+    default: Any = None
+    help: str = ""
+    choices: tuple[Any, ...] | None = None
+    parse: Callable[[Any], Any] | None = None
+
+    def __post_init__(self) -> None:
+        check_key("dataset option", self.name)
+
+    def convert(self, dataset: str, value: Any) -> Any:
+        from aebench.options import convert
+
+        label = f"{dataset}:{self.name}"
+        if value is None:
+            return None
+        value = self.parse(value) if self.parse is not None else convert(label, value, self.type)
+        if self.choices is not None and value not in self.choices:
+            raise ConfigError(
+                f"option {label}: expected one of {', '.join(map(str, self.choices))}, "
+                f"got {value!r}"
+            )
+        return value
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "type": getattr(self.type, "__name__", str(self.type)),
+            "default": self.default,
+            "choices": list(self.choices) if self.choices else None,
+            "help": self.help,
+        }
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
     """A registered dataset.
@@ -56,6 +121,9 @@ class DatasetSpec:
     ``load(split, root, **options)`` returns an :class:`aebench.ImageSet` for one
     of ``splits`` (as published; aebench carves ``val`` from ``train`` itself).
     ``root`` is the resolved data directory, which may be read-only.
+    ``options`` declares the loader's keyword options; aebench validates and
+    converts what users give (:meth:`resolve_options`) and passes every
+    declared option, defaults filled in, so a loader never checks them again.
     ``files`` lists the files (relative to ``root``) that must exist for the
     dataset to be ready; empty means it needs no files at all. ``fetch(root)``
     downloads them, when that is possible. A spec with ``takes_argument=True``
@@ -73,30 +141,201 @@ class DatasetSpec:
     fetch: Callable[[Path], None] | None = None
     description: str = ""
     takes_argument: bool = False
+    options: tuple[DatasetOption, ...] = ()
     plugin: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         check_name("dataset", self.name)
+        names = [o.name for o in self.options]
+        if len(set(names)) != len(names) or "argument" in names:
+            raise ValueError(f"dataset {self.name!r}: option names must be unique, not 'argument'")
 
     def is_ready(self, root: Path) -> bool:
         """True when every file in ``files`` exists under ``root``."""
         return all((root / f).is_file() for f in self.files)
 
+    def option(self, name: str) -> DatasetOption:
+        for opt in self.options:
+            if opt.name == name:
+                return opt
+        from aebench.errors import suggest
+
+        known = [o.name for o in self.options]
+        close = suggest(name, known)
+        hint = f" (did you mean {close}?)" if close else ""
+        takes = f"it takes: {', '.join(known)}" if known else "it takes none"
+        raise ConfigError(f"dataset {self.name!r} has no option {name!r}{hint}; {takes}")
+
+    def resolve_options(self, given: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The given options converted to their types; those equal to the default dropped.
+
+        The result is what identifies a dataset variant (the run key holds it).
+        Unknown names and bad values raise one-line ConfigErrors.
+        """
+        out: dict[str, Any] = {}
+        for name, value in sorted((given or {}).items()):
+            opt = self.option(str(name).replace("-", "_"))
+            converted = opt.convert(self.name, value)
+            if converted != opt.default:
+                out[opt.name] = converted
+        return out
+
+    def loader_kwargs(self, resolved: Mapping[str, Any]) -> dict[str, Any]:
+        """Every declared option for ``load``: ``resolved`` values, else the defaults."""
+        return {o.name: resolved.get(o.name, o.default) for o in self.options}
+
+
+# -- metrics --------------------------------------------------------------------
+@dataclass(frozen=True)
+class MetricColumn:
+    """One number a metric writes: a column of results.csv and of the leaderboard.
+
+    ``direction``: ``"min"`` (lower is better), ``"max"`` or ``None``
+    (informational, never highlighted). ``group``: one of :data:`GROUPS`, how
+    the leaderboard groups columns. ``applies_to(context)`` (optional): False
+    makes the value "not applicable" for that run (an AE has no KL term), which
+    is stored as ``null`` and listed under ``not_applicable``, never as 0.
+    ``applies_text`` says in words to which runs it applies, when narrower than
+    its metric. ``split_by``: keys of metrics.json whose values must agree for
+    two values to share a column (FID: extractor and sample count), so the
+    leaderboard never mixes incomparable numbers. ``integer``: display without
+    decimals.
+    """
+
+    key: str
+    label: str
+    unit: str = ""
+    direction: str | None = None
+    definition: str = ""
+    group: str = "other"
+    split_by: tuple[str, ...] = ()
+    applies_to: Callable[[EvalContext], bool] | None = field(default=None, compare=False)
+    applies_text: str = ""
+    integer: bool = False
+
+    def __post_init__(self) -> None:
+        check_key("metric key", self.key)
+        if self.direction not in DIRECTIONS:
+            raise ValueError(f"metric {self.key!r}: direction must be 'min', 'max' or None")
+        if self.group not in GROUPS:
+            raise ValueError(f"metric {self.key!r}: group must be one of {', '.join(GROUPS)}")
+
+    @property
+    def arrow(self) -> str:
+        return {"min": "↓", "max": "↑"}.get(self.direction or "", "")
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "label": self.label,
+            "unit": self.unit,
+            "direction": self.direction,
+            "group": self.group,
+            "definition": self.definition,
+            "applies_to": self.applies_text or None,
+            "split_by": list(self.split_by),
+        }
+
 
 @dataclass(frozen=True)
-class MetricSpec:
-    """An extra evaluation metric: ``fn(context) -> {key: value}``.
+class MetricOption:
+    """A budget option of a metric (sample counts and the like).
 
-    ``lower_is_better`` and ``units`` map each returned key to its direction
-    and unit, so the leaderboard can mark the best value and label columns.
+    ``profiles`` maps a profile name (``smoke``/``quick``/``full``) to its
+    default there; ``default`` applies otherwise. ``minimum`` is checked;
+    ``choices`` limits text values. ``flag`` names the documented command-line
+    shorthand, if there is one (``--fid-samples``); every option can also be
+    given as ``--metric-option NAME=VALUE`` or in a suite's ``metric_options``.
     """
 
     name: str
-    fn: Callable[[Any], dict[str, float]]
-    lower_is_better: dict[str, bool] = field(default_factory=dict)
-    units: dict[str, str] = field(default_factory=dict)
+    type: type = int
+    default: Any = None
+    help: str = ""
+    profiles: Mapping[str, Any] = field(default_factory=dict)
+    minimum: float | None = None
+    choices: tuple[Any, ...] | None = None
+    flag: str | None = None
+
+    def __post_init__(self) -> None:
+        check_key("metric option", self.name)
+
+    def default_for(self, profile: str) -> Any:
+        return self.profiles.get(profile, self.default)
+
+    def convert(self, value: Any) -> Any:
+        from aebench.options import convert
+
+        label = self.flag or self.name
+        value = convert(label, value, self.type if self.default is not None else self.type | None)
+        if value is None:
+            return None
+        if self.minimum is not None and value < self.minimum:
+            raise ConfigError(f"{label} must be >= {self.minimum:g}, got {value!r}")
+        if self.choices is not None and value not in self.choices:
+            from aebench.errors import suggest
+
+            close = suggest(str(value), [str(c) for c in self.choices])
+            hint = f" (did you mean {close}?)" if close else ""
+            raise ConfigError(
+                f"{label}: unknown value {value!r}{hint}; choose one of "
+                f"{', '.join(map(str, self.choices))}"
+            )
+        return value
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """An evaluation metric: ``fn(context) -> {key: value}`` for each finished run.
+
+    ``columns`` declares every number ``fn`` returns (label, unit, direction,
+    definition); extra keys ``fn`` returns (identifiers, details such as the
+    FID extractor) are stored too but are not columns. ``applies_to(context)``
+    decides whether the metric applies to a run at all (the IWAE NLL needs a
+    likelihood bound); when it says no, every column is "not applicable".
+    ``options`` are its budgets, with per-profile defaults; ``fn`` reads them
+    as ``context.option(name)``. ``fn=None`` declares columns another part of
+    aebench writes (the runner's wall times). ``order`` sorts columns: aebench's
+    metrics use 10 to 50 and its wall times 1000, so plugins (default 100) come
+    between them. ``on_error``: ``"record"``
+    stores ``<name>_error`` and keeps the run (the default, for plugins);
+    ``"fail"`` fails the run (aebench's own loss terms).
+    """
+
+    name: str
+    fn: Callable[[EvalContext], Mapping[str, Any]] | None
+    columns: tuple[MetricColumn, ...] = ()
     description: str = ""
+    applies_to: Callable[[EvalContext], bool] | None = field(default=None, compare=False)
+    applies_text: str = "every model"
+    options: tuple[MetricOption, ...] = ()
+    order: int = 100
+    on_error: str = "record"
     plugin: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         check_name("metric", self.name)
+        keys = [c.key for c in self.columns]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"metric {self.name!r} declares a column twice")
+        if self.on_error not in ("record", "fail"):
+            raise ValueError(f"metric {self.name!r}: on_error must be 'record' or 'fail'")
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "applies_to": self.applies_text,
+            "columns": [c.describe() for c in self.columns],
+            "options": [
+                {
+                    "name": o.name,
+                    "flag": o.flag,
+                    "default": o.default,
+                    "profiles": dict(o.profiles),
+                    "help": o.help,
+                }
+                for o in self.options
+            ],
+            "plugin": self.plugin,
+        }
