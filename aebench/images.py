@@ -11,6 +11,13 @@ from torchvision.utils import make_grid, save_image
 from aebench import io as aio
 
 
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images unchanged; floats in [0, 1] -> ``round(255 x)`` clamped, as uint8."""
+    if images.dtype == torch.uint8:
+        return images
+    return images.detach().mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8)
+
+
 def save_grid(images: torch.Tensor, path: Path, nrow: int = 8) -> None:
     """Save images in [0, 1] as one PNG grid (atomically)."""
     grid = make_grid(images.detach().float().cpu().clamp(0, 1), nrow=nrow, padding=2, pad_value=1.0)
@@ -44,3 +51,16 @@ def save_interpolation(
     line = (1 - t) * z[0] + t * z[1]
     decoded = model.decode(line).clamp(0, 1).cpu()
     save_grid(torch.cat([x[:1].cpu(), decoded, x[1:].cpu()]), path, nrow=steps + 2)
+
+
+@torch.no_grad()
+def save_run_images(
+    model: Any, test: Any, writer: Any, device: torch.device, seed: int, n_recon: int = 10
+) -> None:
+    """A run's images: test reconstructions, 64 samples (generator seeded with ``seed``)
+    and a latent interpolation, through the run store's ``writer``."""
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    x = test.batch(slice(0, n_recon), device)
+    save_recon_grid(x, model.reconstruct(x).clamp(0, 1), writer.image_path("recon"))
+    save_grid(model.sample(64, generator=gen).clamp(0, 1), writer.image_path("samples"), nrow=8)
+    save_interpolation(model, test, writer.image_path("interp"), device)

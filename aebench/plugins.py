@@ -38,6 +38,12 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "aebench.datasets.svhn",
     "aebench.datasets.digits",
     "aebench.datasets.folder",
+    "aebench.metrics.losses",
+    "aebench.metrics.reconstruction",
+    "aebench.metrics.fid",
+    "aebench.metrics.nll",
+    "aebench.metrics.probe",
+    "aebench.metrics.cost",
 )
 
 
@@ -81,7 +87,7 @@ class Plugins:
         self.infos: dict[str, PluginInfo] = {}
         self.models: Registry[ModelSpec] = Registry("model", "see `aebench models`")
         self.datasets: Registry[DatasetSpec] = Registry("dataset", "see `aebench datasets`")
-        self.metrics: Registry[MetricSpec] = Registry("metric", "see `aebench plugins --all`")
+        self.metrics: Registry[MetricSpec] = _metric_registry()
         from aebench import __version__
 
         for modname in DEFAULT_PLUGINS:
@@ -170,7 +176,7 @@ class Plugins:
     def _collect(self) -> None:
         self.models = Registry("model", "see `aebench models`")
         self.datasets = Registry("dataset", "see `aebench datasets`")
-        self.metrics = Registry("metric", "see `aebench plugins --all`")
+        self.metrics = _metric_registry()
         for hook, registry in (
             ("register_models", self.models),
             ("register_datasets", self.datasets),
@@ -211,6 +217,27 @@ class Plugins:
                 impl.function(cli=cli)
             except Exception as exc:
                 self._fail(info, exc)
+
+
+def _metric_registry() -> Registry[MetricSpec]:
+    return Registry("metric", "see `aebench metrics`", check=_check_metric)
+
+
+def _check_metric(existing: list[MetricSpec], spec: MetricSpec) -> None:
+    """Column keys and option names are global: two metrics may not declare the same one."""
+    from aebench.errors import DuplicateNameError
+
+    for other in existing:
+        for what, mine, theirs in (
+            ("column", {c.key for c in spec.columns}, {c.key for c in other.columns}),
+            ("option", {o.name for o in spec.options}, {o.name for o in other.options}),
+        ):
+            clash = sorted(mine & theirs)
+            if clash:
+                raise DuplicateNameError(
+                    f"metric {what} {clash[0]!r} is declared twice: by metric {other.name!r} "
+                    f"({other.plugin or '?'}) and by metric {spec.name!r} ({spec.plugin or '?'})"
+                )
 
 
 _plugins: Plugins | None = None

@@ -1,99 +1,199 @@
-"""Evaluation of a trained model on the test split: :func:`evaluate`.
+"""Evaluation of a trained model: the metrics registry and :func:`evaluate`.
 
-Parts (one module each): ``losses`` (loss terms, bits/dim), ``image`` (MSE,
-PSNR, SSIM as scikit-image defines them, also per class), ``fid`` (FID with
-torch-fidelity, Inception or an offline classifier), ``nll`` (IWAE bound),
-``probe`` (linear-probe accuracy on latent means). Plugin metrics registered
-through the ``register_metrics`` hook receive an :class:`EvalContext`.
+Every metric, built-in or from a plugin, is one module that registers a
+:class:`aebench.MetricSpec` through the ``register_metrics`` hook. The spec
+says which numbers it writes (:class:`aebench.specs.MetricColumn`: label,
+unit, direction, one-line definition), which runs it applies to, and its
+sample budgets (:class:`aebench.specs.MetricOption`, with per-profile
+defaults). The results table, the leaderboard, ``aebench metrics`` and the
+README's metric table are all generated from these specs.
+
+Built-in metrics (one module each): ``losses`` (loss terms, bits/dim),
+``reconstruction`` (MSE, PSNR, SSIM as scikit-image defines them, also per
+class, computed by ``image``), ``fid`` (torch-fidelity, Inception or an
+offline classifier), ``nll`` (IWAE bound), ``probe`` (linear probe on latent
+means) and ``cost`` (wall times, written by the runner).
+
+:func:`evaluate` takes one :class:`EvalContext` and runs every applicable
+metric on it.
 """
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from aebench.datasets.base import ImageSet
-from aebench.metrics import image
-from aebench.metrics._util import eval_mode
-from aebench.metrics.fid import FIDResult, compute_fid, resolve_extractor, to_uint8
-from aebench.metrics.losses import loss_metrics
-from aebench.metrics.nll import nll_metrics
-from aebench.metrics.probe import probe_accuracy
-from aebench.models.base import AutoEncoder
-from aebench.specs import MetricSpec
+if TYPE_CHECKING:
+    from aebench.datasets.base import ImageSet
+    from aebench.models.base import AutoEncoder
+    from aebench.specs import MetricColumn, MetricOption, MetricSpec
 
 __all__ = [
-    "METRIC_INFO",
     "EvalContext",
-    "FIDResult",
-    "compute_fid",
+    "markdown",
+    "column_specs",
     "evaluate",
     "generate_samples",
-    "reconstruction_metrics",
-    "resolve_extractor",
+    "metric_specs",
+    "option_specs",
+    "resolve_options",
 ]
 
-METRIC_INFO: dict[str, tuple[str, str, bool]] = {
-    # key: (label, unit, lower_is_better)
-    "test_total": ("Test loss", "nats/image", True),
-    "test_recon": ("Reconstruction", "nats/image", True),
-    "test_reg": ("Regulariser (KL)", "nats/image", True),
-    "test_bpd": ("Bits/dim", "bits/dim", True),
-    "test_mse": ("MSE", "per pixel", True),
-    "test_psnr": ("PSNR", "dB", False),
-    "test_ssim": ("SSIM", "", False),
-    "fid": ("FID", "", True),
-    "nll": ("NLL (IWAE)", "nats/image", True),
-    "nll_bpd": ("NLL (IWAE)", "bits/dim", True),
-    "probe_acc": ("Linear probe", "accuracy", False),
-    "eval_seconds": ("Eval time", "s", True),
-}
-"""Leaderboard metadata for the numeric keys of :func:`evaluate`'s result."""
+NOT_APPLICABLE = "not_applicable"
+"""metrics.json key listing the columns that do not apply to the run."""
 
 
 @dataclass
 class EvalContext:
-    """What a plugin metric function ``fn(context) -> dict[str, float]`` receives."""
+    """Everything a metric function ``fn(context)`` receives, in one object.
+
+    ``train``: the run's training images (the linear probe's fit set);
+    ``test``: the test split; ``reference_train``: the dataset's full published
+    train split (what the offline FID extractor is trained on, so every run on
+    a dataset shares one extractor); ``options``: every metric budget, resolved
+    (:func:`resolve_options`); ``cache``: shared by the metrics of one
+    evaluation (for instance the generated samples, drawn once); ``on_event``:
+    where :func:`evaluate` reports which metric it is computing.
+    """
 
     model: AutoEncoder
     train: ImageSet
     test: ImageSet
-    device: torch.device
-    seed: int
-    dataset: str
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    seed: int = 0
+    dataset: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+    reference_train: ImageSet | None = None
+    batch_size: int = 500
+    cache: dict[str, Any] = field(default_factory=dict)
+    on_event: Callable[[Any], None] | None = None
+
+    def __post_init__(self) -> None:
+        self.device = torch.device(self.device)
+        self.dataset = self.dataset or self.test.name
+        if self.reference_train is None:
+            self.reference_train = self.train
+
+    @classmethod
+    def create(
+        cls,
+        model: AutoEncoder,
+        train: ImageSet,
+        test: ImageSet,
+        *,
+        profile: str = "quick",
+        **kwargs: Any,
+    ) -> EvalContext:
+        """A context whose metric options are ``profile``'s defaults, overridden by
+        any metric option among ``kwargs`` (``fid_samples=0``, ``nll_k=16``); the
+        other ``kwargs`` are fields (``device``, ``seed``, ``reference_train``)."""
+        names = {f for f in cls.__dataclass_fields__}
+        given = {k: v for k, v in kwargs.items() if k not in names}
+        fields_ = {k: v for k, v in kwargs.items() if k in names}
+        return cls(model, train, test, options=resolve_options(profile, given), **fields_)
+
+    def option(self, name: str) -> Any:
+        """A metric budget option by name (see ``aebench metrics``)."""
+        try:
+            return self.options[name]
+        except KeyError:
+            known = [o.name for o in option_specs()]
+            if name in known:
+                return next(o.default for o in option_specs() if o.name == name)
+            raise KeyError(f"no metric option {name!r}; options: {', '.join(known)}") from None
+
+    def samples(self, n: int) -> torch.Tensor:
+        """``n`` uint8 samples from the model (seeded with ``seed``), drawn once per evaluation."""
+        cached = self.cache.get("samples")
+        if cached is None or len(cached) < n:
+            cached = generate_samples(self.model, n, seed=self.seed)
+            self.cache["samples"] = cached
+        return cached[:n]
 
 
-@torch.no_grad()
-def reconstruction_metrics(
-    model: AutoEncoder,
-    data: ImageSet,
-    *,
-    device: torch.device | str = "cpu",
-    batch_size: int = 500,
-) -> tuple[dict[str, float], dict[str, dict[str, float]] | None]:
-    """Mean MSE/PSNR/SSIM of ``model.reconstruct`` over ``data``, and the same per class.
+# -- the registry ---------------------------------------------------------------
+def metric_specs() -> list[MetricSpec]:
+    """Registered metrics (built-in and plugins), in column order."""
+    from aebench.plugins import get_plugins
 
-    Returns ``({"mse", "psnr", "ssim"}, {class_name: {...}} or None without labels)``.
+    specs = list(get_plugins().metrics)
+    return sorted(specs, key=lambda s: s.order)  # stable: registration order within an order
+
+
+def column_specs(specs: Iterable[MetricSpec] | None = None) -> list[MetricColumn]:
+    """Every declared column, in order."""
+    return [c for s in (metric_specs() if specs is None else specs) for c in s.columns]
+
+
+def option_specs(specs: Iterable[MetricSpec] | None = None) -> list[MetricOption]:
+    """Every metric budget option, in order."""
+    return [o for s in (metric_specs() if specs is None else specs) for o in s.options]
+
+
+def resolve_options(
+    profile: str, given: Mapping[str, Any] | None = None, specs: Iterable[MetricSpec] | None = None
+) -> dict[str, Any]:
+    """Every metric option's value: ``given`` (converted and checked) else ``profile``'s default."""
+    from aebench.options import unknown_name_error
+
+    options = option_specs(specs)
+    by_name = {o.name: o for o in options}
+    for name in given or {}:
+        if name not in by_name:
+            raise unknown_name_error("metric option", name, by_name, "see `aebench metrics`")
+    out = {}
+    for opt in options:
+        value = (given or {}).get(opt.name)
+        out[opt.name] = opt.default_for(profile) if value is None else opt.convert(value)
+    return out
+
+
+def markdown(specs: Iterable[MetricSpec] | None = None) -> str:
+    """The metric and budget tables of README.md ("How to read the numbers"), as Markdown.
+
+    ``aebench metrics --markdown`` prints them; a test keeps the README equal to them.
     """
-    parts: dict[str, list[torch.Tensor]] = {"mse": [], "psnr": [], "ssim": []}
-    with eval_mode(model):
-        for i in range(0, len(data), batch_size):
-            x = data.batch(slice(i, i + batch_size), device)
-            per = image.image_metrics_per_image(model.reconstruct(x), x)
-            for k, v in per.items():
-                parts[k].append(v)
-    per_image = {k: torch.cat(v) for k, v in parts.items()}
-    classes = (
-        None if data.labels is None else image.per_class(per_image, data.labels, data.class_names)
-    )
-    return image.average(per_image), classes
+    from aebench.plan import PROFILES
+
+    specs = metric_specs() if specs is None else list(specs)
+    best = {"min": "↓ lower", "max": "↑ higher", None: "—"}
+    lines = [
+        "| column | label | unit | better | applies to | definition |",
+        "|---|---|---|---|---|---|",
+    ]
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    for s in specs:
+        for c in s.columns:
+            cells = [
+                f"`{c.key}`",
+                c.label,
+                c.unit or "—",
+                best[c.direction],
+                c.applies_text or s.applies_text,
+                c.definition,
+            ]
+            lines.append("| " + " | ".join(cell(x) for x in cells) + " |")
+    profiles = list(PROFILES)
+    lines += [
+        "",
+        f"| budget | flag | {' | '.join(f'`{p}`' for p in profiles)} | meaning |",
+        f"|---|---|{'---|' * len(profiles)}---|",
+    ]
+    for s in specs:
+        for o in s.options:
+            flag = f"`{o.flag}`" if o.flag else "—"
+            values = " | ".join(str(o.default_for(p)) for p in profiles)
+            lines.append(f"| `{o.name}` | {flag} | {values} | {cell(o.help)} |")
+    return "\n".join(lines) + "\n"
 
 
+# -- evaluation ---------------------------------------------------------------------
 @torch.no_grad()
 def generate_samples(
     model: AutoEncoder, n: int, *, seed: int = 0, batch_size: int = 1000
@@ -101,6 +201,9 @@ def generate_samples(
     """``n`` uint8 samples ``(n, C, H, W)`` on the CPU from ``model.sample`` with a
     generator seeded with ``seed`` (on the model's device); floats are quantised
     as ``round(255 x)``."""
+    from aebench.images import to_uint8
+    from aebench.metrics._util import eval_mode
+
     gen = torch.Generator(device=model.device).manual_seed(seed)
     out = []
     with eval_mode(model):
@@ -112,109 +215,67 @@ def generate_samples(
     return torch.cat(out)
 
 
-def evaluate(
-    model: AutoEncoder,
-    train: ImageSet,
-    test: ImageSet,
-    *,
-    device: torch.device | str = "cpu",
-    seed: int = 0,
-    dataset: str | None = None,
-    fid_extractor: str = "auto",
-    fid_samples: int = 10000,
-    fid_train: ImageSet | None = None,
-    nll_k: int = 100,
-    nll_samples: int | None = 1000,
-    probe_samples: int | None = 10000,
-    batch_size: int = 500,
-    extra_metrics: Iterable[MetricSpec] = (),
-) -> dict[str, Any]:
-    """Every test-split metric of a trained model, as a flat JSON-serialisable dict.
+def evaluate(ctx: EvalContext, metrics: Iterable[MetricSpec] | None = None) -> dict[str, Any]:
+    """Run every applicable metric on ``ctx``; a flat JSON-serialisable dict.
 
-    ``train``: the training images (linear-probe fit set; ``fid_train``
-    default). ``fid_train``: what the offline FID classifier is trained on;
-    pass the dataset's full published train split so that all runs on a
-    dataset share one extractor (its identity lands in ``fid_extractor``).
-    ``fid_samples=0`` skips FID (all ``fid*`` keys ``None``). ``nll_samples``
-    / ``probe_samples``: test / train subset sizes (``None``: all).
-    Deterministic given ``seed``. Plugin metrics (``extra_metrics``) that raise
-    are recorded as ``"<name>_error"`` instead of failing the evaluation.
-
-    Keys: ``test_total, test_recon, test_reg, test_bpd`` (losses module),
-    ``test_mse, test_psnr, test_ssim`` and ``per_class`` (image module),
-    ``fid, fid_extractor, fid_extractor_detail, fid_samples, fid_reference,
-    fid_grayscale, fid_feature_layer, fid_prior``, ``nll, nll_bpd, nll_k,
-    nll_samples``, ``probe_acc``, ``n_test``, ``eval_seconds`` and
-    ``eval_timings`` (seconds per part).
+    ``metrics``: the specs to run (default: every registered one). A metric
+    that does not apply to the run writes ``None`` for its columns and lists
+    them under ``"not_applicable"``; so does a column whose own ``applies_to``
+    says no. A metric with ``on_error="record"`` that raises is stored as
+    ``"<name>_error"``; one with ``on_error="fail"`` fails the evaluation. A key
+    that another metric already wrote is stored as ``"<name>.<key>"`` (no
+    silent overwrite). Adds ``eval_timings`` (seconds per metric) and
+    ``eval_seconds``. Deterministic given ``ctx.seed``.
     """
-    dev = torch.device(device)
-    if fid_samples < 0:
-        raise ValueError(f"fid_samples must be >= 0, got {fid_samples}")
-    kind = resolve_extractor(fid_extractor) if fid_samples else None
-    t_start = time.perf_counter()
+    specs = metric_specs() if metrics is None else list(metrics)
+    _check_budgets(ctx, specs)
+    out: dict[str, Any] = {}
+    not_applicable: list[str] = []
     timings: dict[str, float] = {}
-    out: dict[str, Any] = {"n_test": len(test)}
-
-    t = time.perf_counter()
-    losses = loss_metrics(model, test, device=dev, batch_size=batch_size, seed=seed)
-    out.update({f"test_{k}": v for k, v in losses.items()})
-    timings["losses"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    means, classes = reconstruction_metrics(model, test, device=dev, batch_size=batch_size)
-    out.update({f"test_{k}": v for k, v in means.items()})
-    out["per_class"] = classes
-    timings["image"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    fid_keys = ("fid", "fid_extractor", "fid_extractor_detail", "fid_samples", "fid_reference")
-    out.update(dict.fromkeys(fid_keys))
-    out.update(fid_grayscale=None, fid_feature_layer=None, fid_prior=None)
-    if fid_samples:
-        samples = generate_samples(model, fid_samples, seed=seed)
-        timings["fid_sampling"] = time.perf_counter() - t
-        res = compute_fid(samples, test, kind or "auto", train_set=fid_train or train, device=dev)
-        out.update(
-            fid=res.value,
-            fid_extractor=res.extractor,
-            fid_extractor_detail=res.extractor_detail,
-            fid_samples=res.n_samples,
-            fid_reference=res.n_reference,
-            fid_grayscale=res.grayscale_handling,
-            fid_feature_layer=res.feature_layer,
-            fid_prior=model.prior_description,
-        )
-    timings["fid"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    out.update(nll_metrics(model, test, k=nll_k, n=nll_samples, device=dev, seed=seed))
-    timings["nll"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    out["probe_acc"] = probe_accuracy(
-        model, train, test, n_train=probe_samples, device=dev, seed=seed
-    )
-    timings["probe"] = time.perf_counter() - t
-
-    if extra_metrics:
+    started = time.perf_counter()
+    for spec in specs:
+        if spec.fn is None:
+            continue
+        if spec.applies_to is not None and not spec.applies_to(ctx):
+            for col in spec.columns:
+                out[col.key] = None
+                not_applicable.append(col.key)
+            continue
         t = time.perf_counter()
-        ctx = EvalContext(model, train, test, dev, seed, dataset or test.name)
-        for spec in extra_metrics:
-            try:
-                values = spec.fn(ctx)
-            except Exception as exc:  # a broken plugin must not fail the run
-                out[f"{spec.name}_error"] = f"{type(exc).__name__}: {exc}"
-                continue
-            for key, value in values.items():
-                out[key if key not in out else f"{spec.name}.{key}"] = _jsonable(value)
-        timings["extra"] = time.perf_counter() - t
+        if ctx.on_event is not None:
+            from aebench.progress import Stage
 
-    for key in ("test_total", "test_recon", "test_reg", "test_mse"):
-        if not math.isfinite(out[key]):
-            raise FloatingPointError(f"{key} is not finite ({out[key]})")
-    out["eval_timings"] = {k: round(v, 4) for k, v in timings.items()}
-    out["eval_seconds"] = time.perf_counter() - t_start
+            ctx.on_event(Stage(f"evaluating: {spec.name}"))
+        try:
+            values = dict(spec.fn(ctx))
+        except Exception as exc:
+            if spec.on_error == "fail":
+                raise
+            out[f"{spec.name}_error"] = f"{type(exc).__name__}: {exc}"
+            for col in spec.columns:
+                out.setdefault(col.key, None)
+            continue
+        own = {c.key for c in spec.columns}
+        for col in spec.columns:
+            if col.applies_to is not None and not col.applies_to(ctx):
+                values[col.key] = None
+                not_applicable.append(col.key)
+            values.setdefault(col.key, None)
+        for key, value in values.items():
+            target = key if key in own or key not in out else f"{spec.name}.{key}"
+            out[target] = _jsonable(value)
+        timings[spec.name] = round(time.perf_counter() - t, 4)
+    out[NOT_APPLICABLE] = not_applicable
+    out["eval_timings"] = timings
+    out["eval_seconds"] = time.perf_counter() - started
     return out
+
+
+def _check_budgets(ctx: EvalContext, specs: list[MetricSpec]) -> None:
+    """Bad budget options fail before any metric runs."""
+    for opt in option_specs(specs):
+        value = ctx.options.get(opt.name)
+        ctx.options[opt.name] = opt.default if value is None else opt.convert(value)
 
 
 def _jsonable(value: Any) -> Any:

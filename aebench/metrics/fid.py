@@ -34,21 +34,29 @@ Reference statistics of the test split are cached by torch-fidelity
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-import torch_fidelity
 from torch import nn
 from torch.utils.data import Dataset
-from torch_fidelity.feature_extractor_base import FeatureExtractorBase
-from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
 from aebench.datasets.base import ImageSet, cache_dir
 from aebench.errors import ConfigError
+from aebench.hookspecs import hookimpl
+from aebench.images import to_uint8
+from aebench.specs import MetricColumn, MetricOption, MetricSpec
+
+if TYPE_CHECKING:
+    from aebench.metrics import EvalContext
+
+# torch-fidelity is imported where it is used: it takes seconds to import, and
+# registering this metric must not slow down `aebench models`.
 
 INCEPTION = "inception-v3-compat"
 CLASSIFIER = "classifier"
@@ -145,13 +153,6 @@ def data_hash(images: torch.Tensor, labels: torch.Tensor | None = None) -> str:
     return h.hexdigest()
 
 
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """uint8 images unchanged; floats in [0, 1] -> ``round(255 x)`` clamped, as uint8."""
-    if images.dtype == torch.uint8:
-        return images
-    return images.detach().mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8)
-
-
 class UInt8Images(Dataset):
     """In-memory torch-fidelity input: item ``i`` is a uint8 ``(C, H, W)`` tensor.
 
@@ -202,66 +203,83 @@ class ClassifierNet(nn.Module):
         return self.head(self.features(x_uint8))
 
 
-class ClassifierFeatureExtractor(FeatureExtractorBase):
-    """torch-fidelity feature extractor wrapping a cached :class:`ClassifierNet`.
+@functools.cache
+def _extractor_class() -> type:
+    """:class:`ClassifierFeatureExtractor`, defined on first use (it subclasses
+    torch-fidelity's base class, and torch-fidelity is slow to import)."""
+    from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 
-    torch-fidelity builds it as ``cls(name, features_list, **kwargs)``; the
-    checkpoint comes from ``feature_extractor_weights_path``. ``get_name()``
-    includes the checkpoint identity so torch-fidelity's caches never mix
-    features of different classifiers.
-    """
+    class ClassifierFeatureExtractor(FeatureExtractorBase):
+        """torch-fidelity feature extractor wrapping a cached :class:`ClassifierNet`.
 
-    def __init__(
-        self,
-        name: str,
-        features_list: list[str],
-        feature_extractor_weights_path: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(name, features_list)
-        if feature_extractor_weights_path is None:
-            raise ValueError(
-                f"{name} needs feature_extractor_weights_path (a classifier checkpoint)"
-            )
-        ckpt = torch.load(feature_extractor_weights_path, map_location="cpu", weights_only=True)
-        meta = ckpt["meta"]
-        self.net = ClassifierNet(meta["in_channels"], meta["num_classes"])
-        self.net.load_state_dict(ckpt["state_dict"])
-        self.identity = meta["identity"]
-        self.requires_grad_(False)
-        self.eval()
+        torch-fidelity builds it as ``cls(name, features_list, **kwargs)``; the
+        checkpoint comes from ``feature_extractor_weights_path``. ``get_name()``
+        includes the checkpoint identity so torch-fidelity's caches never mix
+        features of different classifiers.
+        """
 
-    def get_name(self) -> str:
-        return f"{self.name}-{self.identity.replace(':', '-')}"
+        def __init__(
+            self,
+            name: str,
+            features_list: list[str],
+            feature_extractor_weights_path: str | None = None,
+            **kwargs: Any,
+        ) -> None:
+            super().__init__(name, features_list)
+            if feature_extractor_weights_path is None:
+                raise ValueError(
+                    f"{name} needs feature_extractor_weights_path (a classifier checkpoint)"
+                )
+            ckpt = torch.load(feature_extractor_weights_path, map_location="cpu", weights_only=True)
+            meta = ckpt["meta"]
+            self.net = ClassifierNet(meta["in_channels"], meta["num_classes"])
+            self.net.load_state_dict(ckpt["state_dict"])
+            self.identity = meta["identity"]
+            self.requires_grad_(False)
+            self.eval()
 
-    @staticmethod
-    def get_provided_features_list() -> tuple[str, ...]:
-        return (CLASSIFIER_FEATURE, "logits")
+        def get_name(self) -> str:
+            return f"{self.name}-{self.identity.replace(':', '-')}"
 
-    @staticmethod
-    def get_default_feature_layer_for_metric(metric: str) -> str:
-        return CLASSIFIER_FEATURE
+        @staticmethod
+        def get_provided_features_list() -> tuple[str, ...]:
+            return (CLASSIFIER_FEATURE, "logits")
 
-    @staticmethod
-    def can_be_compiled() -> bool:
-        return False
+        @staticmethod
+        def get_default_feature_layer_for_metric(metric: str) -> str:
+            return CLASSIFIER_FEATURE
 
-    @staticmethod
-    def get_dummy_input_for_compile() -> torch.Tensor:
-        return torch.zeros(1, 1, 28, 28, dtype=torch.uint8)
+        @staticmethod
+        def can_be_compiled() -> bool:
+            return False
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        if x.dtype != torch.uint8 or x.dim() != 4:
-            raise ValueError(f"expected uint8 (B, C, H, W), got {x.dtype} {tuple(x.shape)}")
-        feats = self.net.features(x)
-        out = {CLASSIFIER_FEATURE: feats, "logits": self.net.head(feats)}
-        return tuple(out[k] for k in self.features_list)
+        @staticmethod
+        def get_dummy_input_for_compile() -> torch.Tensor:
+            return torch.zeros(1, 1, 28, 28, dtype=torch.uint8)
+
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            if x.dtype != torch.uint8 or x.dim() != 4:
+                raise ValueError(f"expected uint8 (B, C, H, W), got {x.dtype} {tuple(x.shape)}")
+            feats = self.net.features(x)
+            out = {CLASSIFIER_FEATURE: feats, "logits": self.net.head(feats)}
+            return tuple(out[k] for k in self.features_list)
+
+    return ClassifierFeatureExtractor
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ClassifierFeatureExtractor":
+        return _extractor_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def register_classifier_extractor() -> None:
-    """Register :class:`ClassifierFeatureExtractor` with torch-fidelity (idempotent)."""
+    """Register the classifier extractor with torch-fidelity (idempotent)."""
+    import torch_fidelity
+    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
+
     if TF_CLASSIFIER_NAME not in FEATURE_EXTRACTORS_REGISTRY:
-        torch_fidelity.register_feature_extractor(TF_CLASSIFIER_NAME, ClassifierFeatureExtractor)
+        torch_fidelity.register_feature_extractor(TF_CLASSIFIER_NAME, _extractor_class())
 
 
 def _dataset_label(s: ImageSet) -> str:
@@ -422,6 +440,8 @@ def compute_fid(
         )
         grayscale = GRAY_NATIVE if gray else RGB
         repeat = False
+    import torch_fidelity
+
     dev = torch.device(device)
     ref_name = (
         f"aebench-{_dataset_label(test)}-{test.split or 'test'}-{data_hash(test.images)[:16]}"
@@ -451,4 +471,89 @@ def compute_fid(
         n_reference=len(test),
         grayscale_handling=grayscale,
         feature_layer=layer,
+    )
+
+
+# -- the metric ---------------------------------------------------------------------
+FID_KEYS = (
+    "fid",
+    "fid_extractor",
+    "fid_extractor_detail",
+    "fid_samples",
+    "fid_reference",
+    "fid_grayscale",
+    "fid_feature_layer",
+    "fid_prior",
+)
+
+
+def compute(ctx: EvalContext) -> dict[str, Any]:
+    """FID of ``fid_samples`` samples from the model vs the test split (None when 0)."""
+    n = ctx.option("fid_samples")
+    out: dict[str, Any] = dict.fromkeys(FID_KEYS)
+    if not n:
+        return out
+    res = compute_fid(
+        ctx.samples(n),
+        ctx.test,
+        ctx.option("fid_extractor"),
+        train_set=ctx.reference_train,
+        device=ctx.device,
+    )
+    out.update(
+        fid=res.value,
+        fid_extractor=res.extractor,
+        fid_extractor_detail=res.extractor_detail,
+        fid_samples=res.n_samples,
+        fid_reference=res.n_reference,
+        fid_grayscale=res.grayscale_handling,
+        fid_feature_layer=res.feature_layer,
+        fid_prior=ctx.model.prior_description,
+    )
+    return out
+
+
+@hookimpl
+def register_metrics(register: Callable[[MetricSpec], None]) -> None:
+    register(
+        MetricSpec(
+            name="fid",
+            fn=compute,
+            order=30,
+            description="Fréchet inception distance (torch-fidelity) between samples from the "
+            "model and the test split; stored with its extractor, sample count and grayscale "
+            "handling",
+            options=(
+                MetricOption(
+                    "fid_samples",
+                    int,
+                    10000,
+                    "samples drawn for FID (0: skip FID)",
+                    profiles={"smoke": 500, "quick": 5000, "full": 10000},
+                    minimum=0,
+                    flag="--fid-samples",
+                ),
+                MetricOption(
+                    "fid_extractor",
+                    str,
+                    "auto",
+                    "feature extractor: auto (Inception when its weights are on disk, else "
+                    "classifier), inception-v3-compat, or classifier (offline)",
+                    choices=EXTRACTORS,
+                    flag="--fid-extractor",
+                ),
+            ),
+            columns=(
+                MetricColumn(
+                    "fid",
+                    "FID",
+                    "",
+                    "min",
+                    "Fréchet distance between feature statistics of model samples and test "
+                    "images; only values with the same extractor and sample count compare",
+                    group="samples",
+                    split_by=("fid_extractor", "fid_samples"),
+                ),
+            ),
+        )
     )

@@ -23,12 +23,19 @@ across aebench models, not with dequantised-likelihood papers.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 
 from aebench.datasets.base import ImageSet
+from aebench.hookspecs import hookimpl
 from aebench.metrics._util import eval_mode, seeded
 from aebench.models.base import AutoEncoder
+from aebench.specs import MetricColumn, MetricSpec
+
+if TYPE_CHECKING:
+    from aebench.metrics import EvalContext
 
 
 def bits_per_dim(nats_per_image: float, dims: int) -> float:
@@ -61,3 +68,74 @@ def loss_metrics(
     nats = out["recon"] + out["reg"] if model.regulariser == "kl" else out["recon"]
     out["bpd"] = bits_per_dim(nats, dims)
     return out
+
+
+# -- the metric ---------------------------------------------------------------------
+def _has_regulariser(ctx: EvalContext) -> bool:
+    return ctx.model.regulariser != "none"
+
+
+def compute(ctx: EvalContext) -> dict[str, float]:
+    """``test_total``, ``test_recon``, ``test_reg``, ``test_bpd`` over the test split.
+
+    A non-finite loss fails the run (the model diverged), which is why this
+    metric has ``on_error="fail"``.
+    """
+    out = loss_metrics(
+        ctx.model, ctx.test, device=ctx.device, batch_size=ctx.batch_size, seed=ctx.seed
+    )
+    for key in ("total", "recon", "reg"):
+        if not math.isfinite(out[key]):
+            raise FloatingPointError(f"test_{key} is not finite ({out[key]})")
+    return {f"test_{k}": v for k, v in out.items()}
+
+
+@hookimpl
+def register_metrics(register: Callable[[MetricSpec], None]) -> None:
+    register(
+        MetricSpec(
+            name="losses",
+            fn=compute,
+            order=10,
+            on_error="fail",
+            description="The model's own loss terms on the test split, per image in nats",
+            columns=(
+                MetricColumn(
+                    "test_total",
+                    "Test loss",
+                    "nats",
+                    "min",
+                    "Training objective on the test split per image (recon + β·regulariser)",
+                    group="likelihood",
+                ),
+                MetricColumn(
+                    "test_recon",
+                    "Reconstruction",
+                    "nats",
+                    "min",
+                    "-log p(x|z) per image, summed over pixels (Bernoulli or Gaussian likelihood)",
+                    group="likelihood",
+                ),
+                MetricColumn(
+                    "test_reg",
+                    "Regulariser",
+                    "nats",
+                    None,
+                    "The family's regulariser per image: KL(q(z|x) || p(z)) for VAEs; "
+                    "not applicable to a plain AE",
+                    group="likelihood",
+                    applies_to=_has_regulariser,
+                    applies_text="models with a regulariser (not a plain AE)",
+                ),
+                MetricColumn(
+                    "test_bpd",
+                    "Bits/dim",
+                    "bits/dim",
+                    "min",
+                    "(recon + KL) / (D ln 2), the negative ELBO in bits per dimension; "
+                    "recon alone for models without a KL term",
+                    group="likelihood",
+                ),
+            ),
+        )
+    )

@@ -5,20 +5,28 @@ the importance-weighted lower bound on ``log p(x)`` with ``k`` samples
 (Burda et al. 2016), so ``nll`` is an *upper* bound on the true NLL in nats
 per image; ``nll_bpd = nll / (D ln 2)``. Computed on a fixed test subset
 (the first ``n`` images of a permutation seeded with 0, the same for every
-model and run seed) under a RNG seeded with the run seed. Models whose
-``log_likelihood`` returns ``None`` (deterministic autoencoders) get ``None``.
+model and run seed) under a RNG seeded with the run seed. It applies to
+models that implement ``log_likelihood`` (a likelihood bound); for the others
+(deterministic autoencoders) it is "not applicable".
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from aebench.datasets.base import ImageSet
+from aebench.hookspecs import hookimpl
 from aebench.metrics._util import eval_mode, seeded
 from aebench.metrics.losses import bits_per_dim
 from aebench.models.base import AutoEncoder
+from aebench.specs import MetricColumn, MetricOption, MetricSpec
+
+if TYPE_CHECKING:
+    from aebench.metrics import EvalContext
 
 SUBSET_SEED = 0
 
@@ -61,3 +69,73 @@ def nll_metrics(
         raise FloatingPointError(f"NLL estimate is not finite ({nll})")
     dims = math.prod(data.shape)
     return {"nll": nll, "nll_bpd": bits_per_dim(nll, dims), "nll_k": k, "nll_samples": len(subset)}
+
+
+# -- the metric ---------------------------------------------------------------------
+def has_likelihood_bound(model: AutoEncoder) -> bool:
+    """Whether the model's class implements ``log_likelihood`` (the VAE families do)."""
+    return type(model).log_likelihood is not AutoEncoder.log_likelihood
+
+
+def compute(ctx: EvalContext) -> dict[str, Any]:
+    return nll_metrics(
+        ctx.model,
+        ctx.test,
+        k=ctx.option("nll_k"),
+        n=ctx.option("nll_samples"),
+        device=ctx.device,
+        seed=ctx.seed,
+    )
+
+
+@hookimpl
+def register_metrics(register: Callable[[MetricSpec], None]) -> None:
+    register(
+        MetricSpec(
+            name="nll",
+            fn=compute,
+            order=40,
+            description="Negative log-likelihood from the IWAE bound (Burda et al. 2016) on a "
+            "fixed test subset",
+            applies_to=lambda ctx: has_likelihood_bound(ctx.model),
+            applies_text="models with a likelihood bound (log_likelihood): the VAE families",
+            options=(
+                MetricOption(
+                    "nll_k",
+                    int,
+                    100,
+                    "importance samples per image for the IWAE bound",
+                    profiles={"smoke": 16, "quick": 64, "full": 1000},
+                    minimum=1,
+                    flag="--nll-k",
+                ),
+                MetricOption(
+                    "nll_samples",
+                    int,
+                    1000,
+                    "test images the NLL is estimated on (0: skip)",
+                    profiles={"smoke": 200, "quick": 1000, "full": 10000},
+                    minimum=0,
+                    flag="--nll-samples",
+                ),
+            ),
+            columns=(
+                MetricColumn(
+                    "nll",
+                    "NLL",
+                    "nats",
+                    "min",
+                    "-log p(x) per image, upper bound from the IWAE estimate with nll_k samples",
+                    group="likelihood",
+                ),
+                MetricColumn(
+                    "nll_bpd",
+                    "NLL",
+                    "bits/dim",
+                    "min",
+                    "The IWAE NLL in bits per dimension: nll / (D ln 2)",
+                    group="likelihood",
+                ),
+            ),
+        )
+    )

@@ -8,15 +8,20 @@ on the latent means of the test set (or a fixed test subset).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
 import torch
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from aebench.datasets.base import ImageSet
+from aebench.hookspecs import hookimpl
 from aebench.metrics._util import eval_mode
 from aebench.metrics.nll import fixed_subset
 from aebench.models.base import AutoEncoder
+from aebench.specs import MetricColumn, MetricOption, MetricSpec
+
+if TYPE_CHECKING:
+    from aebench.metrics import EvalContext
 
 
 @torch.no_grad()
@@ -50,8 +55,61 @@ def probe_accuracy(
     tr, te = fixed_subset(train, n_train), fixed_subset(test, n_test)
     if len(torch.unique(tr.labels)) < 2:
         return None
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     z_tr = latent_means(model, tr, device).double().numpy()
     z_te = latent_means(model, te, device).double().numpy()
     clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
     clf.fit(z_tr, tr.labels.numpy())
     return float(clf.score(z_te, te.labels.numpy()))
+
+
+# -- the metric ---------------------------------------------------------------------
+def compute(ctx: EvalContext) -> dict[str, Any]:
+    return {
+        "probe_acc": probe_accuracy(
+            ctx.model,
+            ctx.train,
+            ctx.test,
+            n_train=ctx.option("probe_samples"),
+            device=ctx.device,
+            seed=ctx.seed,
+        )
+    }
+
+
+@hookimpl
+def register_metrics(register: Callable[[MetricSpec], None]) -> None:
+    register(
+        MetricSpec(
+            name="probe",
+            fn=compute,
+            order=50,
+            description="How linearly decodable the class labels are from the latent means",
+            applies_to=lambda ctx: ctx.train.labels is not None and ctx.test.labels is not None,
+            applies_text="datasets with class labels",
+            options=(
+                MetricOption(
+                    "probe_samples",
+                    int,
+                    10000,
+                    "training images the probe is fitted on (0: skip)",
+                    profiles={"smoke": 1000, "quick": 5000, "full": 10000},
+                    minimum=0,
+                    flag="--probe-samples",
+                ),
+            ),
+            columns=(
+                MetricColumn(
+                    "probe_acc",
+                    "Linear probe",
+                    "accuracy",
+                    "max",
+                    "Test accuracy of a logistic regression on standardised latent means",
+                    group="representation",
+                ),
+            ),
+        )
+    )
