@@ -11,7 +11,7 @@ caller's generator). ``prior_description`` records which density was used.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
@@ -20,7 +20,7 @@ import torch
 from aebench.errors import ConfigError
 from aebench.hookspecs import hookimpl
 from aebench.models.base import AutoEncoder, Encoding, ModelConfig
-from aebench.models.nets import ARCH_SUMMARY, build_decoder, build_encoder, make_spec
+from aebench.models.nets import ARCH_SUMMARY, build_bodies, make_spec
 from aebench.specs import ModelSpec
 
 PRIORS = ("gmm", "gaussian")
@@ -34,8 +34,13 @@ class AEConfig(ModelConfig):
     components) or ``"gaussian"`` (one full-covariance Gaussian).
     """
 
-    prior: str = "gmm"
-    prior_components: int = 10
+    prior: str = field(
+        default="gmm",
+        metadata={"help": "sampling density fitted on training latents: gmm or gaussian"},
+    )
+    prior_components: int = field(
+        default=10, metadata={"help": "Gaussian mixture components (prior=gmm)"}
+    )
 
     def validate(self) -> None:
         super().validate()
@@ -72,8 +77,7 @@ class AE(AutoEncoder):
     ) -> None:
         super().__init__(config, input_shape)
         self.arch = arch
-        self.encoder = build_encoder(arch, self.input_shape, config.hidden_dims, config.latent_dim)
-        self.decoder = build_decoder(arch, self.input_shape, config.hidden_dims, config.latent_dim)
+        self.encoder, self.decoder = build_bodies(arch, self.input_shape, config, config.latent_dim)
         k, d = self._n_components, config.latent_dim
         self.register_buffer("prior_weights", torch.full((k,), 1.0 / k))
         self.register_buffer("prior_means", torch.zeros(k, d))

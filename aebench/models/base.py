@@ -21,7 +21,7 @@ needs to know which family it trains.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, NamedTuple
 
 import torch
@@ -46,10 +46,18 @@ class ModelConfig:
     the dense width).
     """
 
-    latent_dim: int = 16
-    likelihood: str = "bernoulli"
-    gaussian_var: float = 0.5
-    hidden_dims: tuple[int, ...] | None = None
+    latent_dim: int = field(default=16, metadata={"help": "size of the latent code"})
+    likelihood: str = field(
+        default="bernoulli",
+        metadata={"help": "reconstruction likelihood: bernoulli (BCE) or gaussian (MSE)"},
+    )
+    gaussian_var: float = field(
+        default=0.5, metadata={"help": "fixed variance of the gaussian likelihood"}
+    )
+    hidden_dims: tuple[int, ...] | None = field(
+        default=None,
+        metadata={"help": "hidden sizes: MLP widths (512,256) or CNN (conv1,conv2,dense)"},
+    )
 
     def __post_init__(self) -> None:
         if isinstance(self.hidden_dims, list):
@@ -73,21 +81,32 @@ class ModelConfig:
 
     @classmethod
     def from_options(cls, **options: Any) -> ModelConfig:
-        """Build from keyword options, naming unknown keys in the error."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ConfigError(
-                f"{cls.__name__} has no option {unknown[0]!r}; "
-                f"options are: {', '.join(sorted(known))}"
-            )
-        return cls(**options)
+        """Build from keyword options: text (``"0.5"``) or values, converted to each
+        field's type; an unknown name is an error that suggests the closest one."""
+        from aebench.errors import suggest
+        from aebench.options import convert, field_types
+
+        types = field_types(cls)
+        values = {}
+        for name, value in options.items():
+            if name not in types:
+                close = suggest(name, types)
+                hint = f" (did you mean {close}?)" if close else ""
+                raise ConfigError(
+                    f"{cls.__name__} has no option {name!r}{hint}; options: {', '.join(types)}"
+                )
+            values[name] = convert(name, value, types[name])
+        return cls(**values)
+
+    @classmethod
+    def option_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
 
     def to_dict(self) -> dict[str, Any]:
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
-        if out.get("hidden_dims") is not None:
-            out["hidden_dims"] = list(out["hidden_dims"])
-        return out
+        """Every field, JSON-shaped (tuples as lists)."""
+        from aebench.options import jsonable
+
+        return {f.name: jsonable(getattr(self, f.name)) for f in fields(self)}
 
 
 class Encoding(NamedTuple):

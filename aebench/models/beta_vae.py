@@ -7,7 +7,7 @@ differs: ``beta`` multiplies exactly the KL term of the loss.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from aebench.errors import ConfigError
@@ -21,7 +21,7 @@ from aebench.specs import ModelSpec
 class BetaVAEConfig(VAEConfig):
     """:class:`VAEConfig` plus ``beta``, the weight of the KL term (default 4.0)."""
 
-    beta: float = 4.0
+    beta: float = field(default=4.0, metadata={"help": "weight of the KL term in the loss"})
 
     def validate(self) -> None:
         super().validate()

@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Callable
+from typing import Any
 
 from torch import nn
 
@@ -168,6 +169,20 @@ def build_decoder(
         nn.ReLU(),
         nn.ConvTranspose2d(c1, c, KERNEL, STRIDE, PADDING, output_padding=pad0),
     )
+
+
+def build_bodies(
+    arch: str, input_shape: tuple[int, int, int], config: Any, encoder_out: int
+) -> tuple[nn.Module, nn.Module]:
+    """Encoder (to ``encoder_out`` features) and decoder (from ``config.latent_dim``).
+
+    ``config.hidden_dims`` is resolved in place to the sizes actually used (the
+    architecture's defaults when it was None), so a run records what it built.
+    """
+    config.hidden_dims = hidden_dims_for(arch, config.hidden_dims)
+    encoder = build_encoder(arch, input_shape, config.hidden_dims, encoder_out)
+    decoder = build_decoder(arch, input_shape, config.hidden_dims, config.latent_dim)
+    return encoder, decoder
 
 
 def make_spec(

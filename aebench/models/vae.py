@@ -17,7 +17,7 @@ import torch
 
 from aebench.hookspecs import hookimpl
 from aebench.models.base import AutoEncoder, Encoding, ModelConfig
-from aebench.models.nets import ARCH_SUMMARY, build_decoder, build_encoder, make_spec
+from aebench.models.nets import ARCH_SUMMARY, build_bodies, make_spec
 from aebench.specs import ModelSpec
 
 _LOG_2PI = math.log(2 * math.pi)
@@ -59,10 +59,9 @@ class VAE(AutoEncoder):
     ) -> None:
         super().__init__(config, input_shape)
         self.arch = arch
-        self.encoder = build_encoder(
-            arch, self.input_shape, config.hidden_dims, 2 * config.latent_dim
+        self.encoder, self.decoder = build_bodies(
+            arch, self.input_shape, config, 2 * config.latent_dim
         )
-        self.decoder = build_decoder(arch, self.input_shape, config.hidden_dims, config.latent_dim)
 
     @property
     def beta(self) -> float:

@@ -9,14 +9,14 @@ draws. Samples decode draws of that same prior.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
 
 from aebench.errors import ConfigError
 from aebench.models.base import AutoEncoder, Encoding, ModelConfig
-from aebench.models.nets import build_decoder, build_encoder
+from aebench.models.nets import build_bodies
 from aebench_wae.mmd import mmd
 
 EVAL_PRIOR_SEED = 0
@@ -30,7 +30,9 @@ class WAEConfig(ModelConfig):
     λ = 10 is the paper's choice for MNIST with the MMD penalty.
     """
 
-    mmd_weight: float = 10.0
+    mmd_weight: float = field(
+        default=10.0, metadata={"help": "weight λ of the MMD penalty (10 in the paper)"}
+    )
 
     def validate(self) -> None:
         super().validate()
@@ -65,8 +67,7 @@ class WAE(AutoEncoder):
     ) -> None:
         super().__init__(config, input_shape)
         self.arch = arch
-        self.encoder = build_encoder(arch, self.input_shape, config.hidden_dims, config.latent_dim)
-        self.decoder = build_decoder(arch, self.input_shape, config.hidden_dims, config.latent_dim)
+        self.encoder, self.decoder = build_bodies(arch, self.input_shape, config, config.latent_dim)
 
     @property
     def mmd_weight(self) -> float:
