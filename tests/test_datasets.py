@@ -288,8 +288,12 @@ def test_unknown_option_is_rejected(tmp_path, no_checksums):
     from aebench.errors import ConfigError
 
     write_mnist(tmp_path)
-    with pytest.raises(ConfigError, match="verify_checksums"):
+    with pytest.raises(ConfigError, match="has no option 'size'; it takes: verify_checksums"):
         get_dataset("mnist", "test", tmp_path, size=32)
+    with pytest.raises(ConfigError, match="expected true or false"):
+        get_dataset("mnist", "test", tmp_path, verify_checksums="maybe")
+    with pytest.raises(ConfigError, match="dataset 'digits' has no option 'size'; it takes none"):
+        get_dataset("digits", "test", size=32)
 
 
 # -- SVHN ------------------------------------------------------------------------

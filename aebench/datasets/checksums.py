@@ -16,9 +16,19 @@ import os
 from pathlib import Path
 
 from aebench.errors import DataError
+from aebench.specs import DatasetOption
 
 ENV_SKIP_CHECKSUMS = "AEBENCH_SKIP_CHECKSUMS"
 _TRUE = {"1", "true", "yes", "on"}
+
+
+VERIFY_OPTION = DatasetOption(
+    "verify_checksums",
+    bool,
+    None,
+    "check each file's MD5 against torchvision's (default: yes, unless "
+    "AEBENCH_SKIP_CHECKSUMS=1)",
+)
 
 
 def should_verify(option: object = None) -> bool:

@@ -12,20 +12,14 @@ from pathlib import Path
 import torch
 
 from aebench.datasets.base import ImageSet
-from aebench.errors import ConfigError
 from aebench.hookspecs import hookimpl
 from aebench.specs import DatasetSpec
 
 CLASS_NAMES = tuple(str(i) for i in range(10))
 
 
-def load(split: str, root: Path | None = None, **options: object) -> ImageSet:
+def load(split: str, root: Path | None = None) -> ImageSet:
     from sklearn.datasets import load_digits
-
-    if options:
-        raise ConfigError(
-            f"dataset 'digits' got unknown option(s) {', '.join(sorted(options))}; it takes none"
-        )
     from sklearn.model_selection import train_test_split
 
     bunch = load_digits()

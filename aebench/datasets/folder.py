@@ -13,15 +13,16 @@ empty folder and any unreadable image: never a silently partial dataset.
 Hidden files and folders (``.name``) are skipped. Recognised extensions:
 ``.png .jpg .jpeg .bmp .gif .tif .tiff .webp .ppm .pgm .pbm`` (any case).
 
-Options (keyword arguments of ``get_dataset``/``load_splits``; strings are
-accepted, as from a command line):
+Options (declared in :data:`OPTIONS`, validated by aebench before the loader
+runs; keyword arguments of ``get_dataset``/``load_splits``, strings accepted as
+from a command line):
 
 * ``size``: ``28`` (square) or ``"32x48"`` (height x width). Default: the size
   of the first image (in sorted path order). Every image is resized (bilinear,
   antialiased, aspect ratio not kept) to it.
-* ``channels``: ``1`` (grayscale) or ``3`` (RGB); ``mode`` is an alias that also
-  takes ``"L"``/``"gray"`` or ``"RGB"``. Default: 1 if the first image is
-  grayscale, else 3. Transparency is dropped (composited onto black).
+* ``channels``: ``1`` (grayscale; also ``"L"``/``"gray"``) or ``3`` (``"RGB"``).
+  Default: 1 if the first image is grayscale, else 3. Transparency is dropped
+  (composited onto black).
 * ``test_fraction`` (default 0.2) and ``split_seed`` (default 0): the folder
   has no published split, so aebench holds out a fixed, seeded random 20% of
   the images as ``test`` (stratified per class when there are classes). The
@@ -46,7 +47,7 @@ from aebench.datasets import cache
 from aebench.datasets.base import ImageSet
 from aebench.errors import ConfigError, DataError
 from aebench.hookspecs import hookimpl
-from aebench.specs import DatasetSpec
+from aebench.specs import DatasetOption, DatasetSpec
 
 NAME = "folder"
 EXTENSIONS = frozenset(
@@ -54,7 +55,6 @@ EXTENSIONS = frozenset(
 )
 DEFAULT_TEST_FRACTION = 0.2
 DEFAULT_SPLIT_SEED = 0
-_OPTIONS = ("size", "channels", "mode", "test_fraction", "split_seed")
 
 
 def _is_image(p: Path) -> bool:
@@ -108,7 +108,7 @@ def parse_size(size: object) -> tuple[int, int] | None:
         return None
     try:
         if isinstance(size, (tuple, list)):
-            h, w = (int(v) for v in size)
+            h, w = (int(v) for v in size)  # type: ignore[misc]
         elif isinstance(size, str) and "x" in size.lower():
             h, w = (int(v) for v in size.lower().split("x"))
         else:
@@ -199,29 +199,58 @@ def split_indices(
     return torch.nonzero(~mask).flatten(), torch.nonzero(mask).flatten()
 
 
-def load(split: str, root: Path | None = None, **options: Any) -> ImageSet:
-    argument = options.pop("argument", None)
-    if not argument:
-        raise ConfigError("dataset 'folder' needs a path: use folder:PATH")
-    unknown = sorted(set(options) - set(_OPTIONS))
-    if unknown:
-        raise ConfigError(
-            f"dataset 'folder' got unknown option(s) {', '.join(unknown)}; "
-            f"it accepts: {', '.join(_OPTIONS)}"
-        )
-    if options.get("channels") is not None and options.get("mode") is not None:
-        raise ConfigError("folder options 'channels' and 'mode' are aliases: give one")
-    size = parse_size(options.get("size"))
-    channels = parse_channels(
-        options["channels"] if options.get("channels") is not None else options.get("mode")
-    )
+def parse_fraction(value: object) -> float:
+    """The held-out test fraction, strictly between 0 and 1."""
     try:
-        fraction = float(options.get("test_fraction", DEFAULT_TEST_FRACTION))
-        seed = int(options.get("split_seed", DEFAULT_SPLIT_SEED))
+        fraction = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise ConfigError("folder options test_fraction/split_seed must be numbers") from None
+        raise ConfigError(f"folder option test_fraction={value!r} must be a number") from None
     if not 0 < fraction < 1:
         raise ConfigError(f"folder option test_fraction={fraction} must be between 0 and 1")
+    return fraction
+
+
+OPTIONS = (
+    DatasetOption(
+        "size",
+        str,
+        None,
+        "resize every image to 28 (square) or HEIGHTxWIDTH (default: the first image's size)",
+        parse=parse_size,
+    ),
+    DatasetOption(
+        "channels",
+        int,
+        None,
+        "1 (grayscale; also L, gray) or 3 (RGB) (default: 1 if the first image is grayscale)",
+        parse=parse_channels,
+    ),
+    DatasetOption(
+        "test_fraction",
+        float,
+        DEFAULT_TEST_FRACTION,
+        "share of the images held out as the test split (per class)",
+        parse=parse_fraction,
+    ),
+    DatasetOption(
+        "split_seed", int, DEFAULT_SPLIT_SEED, "seed of the random train/test split"
+    ),
+)
+
+
+def load(
+    split: str,
+    root: Path | None = None,
+    *,
+    argument: str | None = None,
+    size: tuple[int, int] | None = None,
+    channels: int | None = None,
+    test_fraction: float = DEFAULT_TEST_FRACTION,
+    split_seed: int = DEFAULT_SPLIT_SEED,
+) -> ImageSet:
+    """One split of ``folder:PATH`` (``argument`` is PATH); options as :data:`OPTIONS`."""
+    if not argument:
+        raise ConfigError("dataset 'folder' needs a path: use folder:PATH")
     if split not in ("train", "test"):
         raise ConfigError(f"dataset 'folder' has no split {split!r}; splits: train, test")
 
@@ -250,7 +279,7 @@ def load(split: str, root: Path | None = None, **options: Any) -> ImageSet:
         cache.save(slot, key, entry)
     images = entry["images"]
     label_t = entry.get("labels")
-    train_idx, test_idx = split_indices(labels, len(images), fraction, seed)
+    train_idx, test_idx = split_indices(labels, len(images), test_fraction, split_seed)
     index = train_idx if split == "train" else test_idx
     return ImageSet(
         images[index].contiguous(),
@@ -270,6 +299,7 @@ def register_datasets(register) -> None:
             shape=None,
             splits=("train", "test"),
             takes_argument=True,
-            description=("your own images (class sub-folders or flat); options size, channels"),
+            options=OPTIONS,
+            description="your own images (class sub-folders or flat)",
         )
     )

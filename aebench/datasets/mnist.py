@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -75,13 +74,8 @@ class IdxDataset:
         cls = getattr(tvd, self.torchvision_class)
         return list(cls.mirrors), dict(cls.resources)
 
-    def load(self, split: str, root: Path, **options: Any) -> ImageSet:
-        verify = checksums.should_verify(options.pop("verify_checksums", None))
-        if options:
-            raise ConfigError(
-                f"dataset {self.name!r} got unknown option(s) {', '.join(sorted(options))}; "
-                f"it accepts: verify_checksums"
-            )
+    def load(self, split: str, root: Path, verify_checksums: bool | None = None) -> ImageSet:
+        verify = checksums.should_verify(verify_checksums)
         if split not in _SPLIT_FILES:
             raise ConfigError(f"dataset {self.name!r} has no split {split!r}; splits: train, test")
         folder = Path(root) / self.raw_dir
@@ -150,6 +144,7 @@ class IdxDataset:
             files=self.files,
             fetch=self.fetch,
             description=self.description,
+            options=(checksums.VERIFY_OPTION,),
         )
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -67,13 +66,8 @@ def decode_mat(raw: bytes, path: Path) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-def load(split: str, root: Path, **options: Any) -> ImageSet:
-    verify = checksums.should_verify(options.pop("verify_checksums", None))
-    if options:
-        raise ConfigError(
-            f"dataset {NAME!r} got unknown option(s) {', '.join(sorted(options))}; "
-            f"it accepts: verify_checksums"
-        )
+def load(split: str, root: Path, verify_checksums: bool | None = None) -> ImageSet:
+    verify = checksums.should_verify(verify_checksums)
     if split not in SPLIT_FILES:
         raise ConfigError(f"dataset {NAME!r} has no split {split!r}; splits: train, test")
     path = Path(root) / FOLDER / SPLIT_FILES[split]
@@ -121,6 +115,7 @@ def register_datasets(register) -> None:
             class_names=CLASS_NAMES,
             files=tuple(f"{FOLDER}/{f}" for f in SPLIT_FILES.values()),
             fetch=fetch,
+            options=(checksums.VERIFY_OPTION,),
             description="SVHN cropped house-number digits, 32x32 RGB, 73k/26k",
         )
     )

@@ -160,7 +160,9 @@ def test_size_option_and_factors() -> None:
 
 
 def test_bad_options_name_the_problem() -> None:
-    with pytest.raises(ValueError, match="no option 'colour'"):
+    with pytest.raises(ValueError, match="dataset 'shapes' has no option 'colour'"):
         aebench.get_dataset("shapes", "train", colour=3)
+    with pytest.raises(ValueError, match="option shapes:size: expected an integer"):
+        aebench.get_dataset("shapes", "train", size="big")
     with pytest.raises(ValueError, match="size must be at least 8"):
         aebench.get_dataset("shapes", "train", size=4, **SMALL)

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from aebench import DatasetSpec, ImageSet, hookimpl
+from aebench.specs import DatasetOption
 from aebench_shapes.generate import CLASS_NAMES, FACTOR_NAMES, Shapes, generate
 
 __version__ = "0.1.0"
@@ -34,6 +35,12 @@ __all__ = ["CLASS_NAMES", "FACTOR_NAMES", "__version__", "factors", "generate", 
 NAME = "shapes"
 SPLITS = ("train", "test")
 DEFAULTS: dict[str, int] = {"size": 32, "n_train": 10_000, "n_test": 2_000, "seed": 0}
+OPTIONS = (
+    DatasetOption("size", int, DEFAULTS["size"], "image side in pixels (28 matches MNIST models)"),
+    DatasetOption("n_train", int, DEFAULTS["n_train"], "images in the train split"),
+    DatasetOption("n_test", int, DEFAULTS["n_test"], "images in the test split"),
+    DatasetOption("seed", int, DEFAULTS["seed"], "generation seed"),
+)
 
 
 def _resolve(split: str, options: dict[str, Any]) -> tuple[int, int, int]:
@@ -57,7 +64,9 @@ def _generate(n: int, size: int, seed: int) -> Shapes:
 
 
 def load(split: str, root: Path | None = None, **options: Any) -> ImageSet:
-    """Generate one split of ``shapes`` (``root`` is ignored: no files needed)."""
+    """Generate one split of ``shapes`` (``root`` is ignored: no files needed).
+
+    aebench validates the options against :data:`OPTIONS` before calling this."""
     shapes = _generate(*_resolve(split, options))
     return ImageSet(shapes.images, shapes.labels, CLASS_NAMES, NAME, split)
 
@@ -77,6 +86,7 @@ def register_datasets(register: Any) -> None:
             splits=SPLITS,
             num_classes=len(CLASS_NAMES),
             class_names=CLASS_NAMES,
+            options=OPTIONS,
             description=(
                 "procedural dSprites-style shapes (square/ellipse/heart; scale, rotation, "
                 "position); generated, works offline"
