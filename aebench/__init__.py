@@ -4,9 +4,11 @@ Public API (mirrors the CLI)::
 
     import aebench
     aebench.list_models("vae")               # specs, fnmatch glob or family
-    model = aebench.get_model("vae-cnn", input_shape=(1, 28, 28), latent_dim=8)
+    model = aebench.create_model("beta-vae-cnn", (1, 28, 28), latent_dim=8, beta=2)
     aebench.list_datasets()
     train = aebench.get_dataset("digits", split="train")
+    aebench.list_metrics()                   # what every run is measured with
+    summary = aebench.run("vae,ae", "digits", profile="smoke", model_options={"latent_dim": [2, 8]})
 
 Plugin authors import ``aebench.hookimpl`` and the spec classes.
 """
@@ -21,21 +23,31 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # pragma: no cover  (names for type checkers; loaded lazily below)
     from aebench.api import (  # noqa: F401
+        create_model,
         dataset_spec,
         get_dataset,
-        get_model,
         list_datasets,
         list_models,
         load_splits,
         model_spec,
+        run,
     )
+    from aebench.metrics import metric_specs as list_metrics  # noqa: F401
     from aebench.datasets.base import ImageSet  # noqa: F401
     from aebench.models.base import AutoEncoder, Encoding, ModelConfig  # noqa: F401
-    from aebench.specs import DatasetSpec, MetricSpec, ModelSpec  # noqa: F401
+    from aebench.specs import (  # noqa: F401
+        DatasetOption,
+        DatasetSpec,
+        MetricColumn,
+        MetricOption,
+        MetricSpec,
+        ModelSpec,
+    )
 
 _LAZY = {
     "list_models": "aebench.api",
-    "get_model": "aebench.api",
+    "create_model": "aebench.api",
+    "run": "aebench.api",
     "model_spec": "aebench.api",
     "list_datasets": "aebench.api",
     "get_dataset": "aebench.api",
@@ -48,17 +60,22 @@ _LAZY = {
     "ModelSpec": "aebench.specs",
     "DatasetSpec": "aebench.specs",
     "MetricSpec": "aebench.specs",
+    "MetricColumn": "aebench.specs",
+    "MetricOption": "aebench.specs",
+    "DatasetOption": "aebench.specs",
 }
+_RENAMED = {"list_metrics": ("aebench.metrics", "metric_specs")}
 
-__all__ = ["__version__", "hookimpl", *_LAZY]
+__all__ = ["__version__", "hookimpl", *_LAZY, *_RENAMED]
 
 
 def __getattr__(name: str) -> Any:
     # Heavy modules (torch) load on first use, so `aebench --version` stays fast.
-    if name in _LAZY:
+    if name in _LAZY or name in _RENAMED:
         import importlib
 
-        value = getattr(importlib.import_module(_LAZY[name]), name)
+        module, attr = _RENAMED.get(name, (_LAZY.get(name, ""), name))
+        value = getattr(importlib.import_module(module), attr)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'aebench' has no attribute {name!r}")

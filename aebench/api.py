@@ -1,15 +1,30 @@
-"""The Python API behind the CLI: list/get models and datasets."""
+"""The Python API behind the CLI: models, datasets, and running a benchmark.
+
+::
+
+    import aebench
+
+    model = aebench.create_model("beta-vae-cnn", (1, 28, 28), latent_dim=8, beta=2)
+    train = aebench.get_dataset("folder:~/imgs", "train", size=32)
+    summary = aebench.run(models="vae,ae", datasets="digits", profile="smoke",
+                          model_options={"latent_dim": [2, 8]}, out="out")
+"""
 
 from __future__ import annotations
 
 import os
-from typing import Any
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from aebench.datasets.base import ImageSet, data_root, validation_split
 from aebench.errors import ConfigError, DataError
 from aebench.models.base import AutoEncoder
 from aebench.plugins import get_plugins
 from aebench.specs import DatasetSpec, ModelSpec
+
+if TYPE_CHECKING:
+    from aebench.runner import Summary
 
 
 def list_models(pattern: str | None = None) -> list[ModelSpec]:
@@ -21,13 +36,30 @@ def model_spec(name: str) -> ModelSpec:
     return get_plugins().models.get(name)
 
 
-def get_model(
-    name: str, input_shape: tuple[int, int, int] = (1, 28, 28), **config: Any
+def create_model(
+    name: str | ModelSpec, input_shape: tuple[int, int, int], **options: Any
 ) -> AutoEncoder:
-    """Build model ``name`` for images of ``input_shape`` with config overrides."""
-    spec = model_spec(name)
-    cfg = spec.config_cls.from_options(**config)
-    return spec.factory(cfg, tuple(input_shape))
+    """Build model ``name`` (or an unregistered :class:`ModelSpec`) for images of
+    ``input_shape`` (C, H, W).
+
+    ``options`` are fields of the model's config (``latent_dim=8``, ``beta=2``,
+    ``hidden_dims=(512, 256)``), as values or as text; an unknown name or a bad
+    value is a :class:`~aebench.errors.ConfigError`. The one way aebench builds
+    a model: the runner, ``aebench generate``, the conformance checks and this
+    API all call it.
+    """
+    spec = name if isinstance(name, ModelSpec) else model_spec(name)
+    try:
+        config = spec.config_cls.from_options(**options)
+        model = spec.factory(config, tuple(int(s) for s in input_shape))
+    except ConfigError as exc:
+        raise ConfigError(f"model {spec.name}: {exc}") from None
+    if not isinstance(model, AutoEncoder):
+        raise TypeError(
+            f"model {spec.name}: its factory returned {type(model).__name__}, "
+            "not an aebench AutoEncoder"
+        )
+    return model
 
 
 def list_datasets(pattern: str | None = None) -> list[DatasetSpec]:
@@ -51,8 +83,6 @@ def dataset_spec(name: str) -> DatasetSpec:
 
 
 def _check_ready(spec: DatasetSpec, root: os.PathLike[str]) -> None:
-    from pathlib import Path
-
     root = Path(root)
     missing = [f for f in spec.files if not (root / f).is_file()]
     if missing:
@@ -78,18 +108,23 @@ def get_dataset(
     data_dir: str | os.PathLike[str] | None = None,
     **options: Any,
 ) -> ImageSet:
-    """Load one published split (``train``/``test``) of dataset ``name``."""
+    """Load one published split (``train``/``test``) of dataset ``name``.
+
+    ``options`` are the dataset's declared options (``aebench datasets``
+    lists them), validated and converted here, in one place.
+    """
     spec = dataset_spec(name)
     _, arg = parse_dataset_name(name)
     if split not in spec.splits:
         raise ConfigError(
             f"dataset {spec.name!r} has no split {split!r}; splits: {', '.join(spec.splits)}"
         )
+    kwargs = spec.loader_kwargs(spec.resolve_options(options))
     root = data_root(data_dir)
     _check_ready(spec, root)
     if arg is not None:
-        options["argument"] = arg
-    return spec.load(split, root, **options)
+        kwargs["argument"] = arg
+    return spec.load(split, root, **kwargs)
 
 
 def load_splits(
@@ -104,3 +139,56 @@ def load_splits(
     test = get_dataset(name, "test", data_dir, **options)
     train, val = validation_split(train, val_size, seed=val_seed)
     return train, val, test
+
+
+def run(
+    models: str | list[str],
+    datasets: str | list[str],
+    *,
+    out: str | os.PathLike[str] = "aebench-out",
+    model_options: Mapping[str, Any] | None = None,
+    dataset_options: Mapping[str, Any] | None = None,
+    metric_options: Mapping[str, Any] | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    device: str = "auto",
+    force: bool = False,
+    report: bool = True,
+    on_event: Any = None,
+    **settings: Any,
+) -> Summary:
+    """Plan, train and evaluate a grid, as ``aebench run`` does; returns its summary.
+
+    ``model_options`` maps a model-config field to one value or a list of values
+    to sweep (``{"beta": [0.5, 4], "latent_dim": [2, 16]}``); ``dataset_options``
+    maps an option (or a dataset name to its options) to a value;
+    ``metric_options`` sets metric budgets (``{"fid_samples": 0}``).
+    ``settings`` are the other :class:`aebench.plan.Options` fields
+    (``seeds``, ``epochs``, ``batch_size``, ``lr``, ``profile``, ...).
+    ``on_event`` receives progress events (:mod:`aebench.progress`).
+    """
+    from aebench.plan import Options, plan
+    from aebench.runner import run_benchmark
+
+    def as_list(value: str | list[str]) -> list[str]:
+        return [v.strip() for v in value.split(",")] if isinstance(value, str) else list(value)
+
+    options = Options(
+        models=as_list(models),
+        datasets=as_list(datasets),
+        model_options={
+            k: list(v) if isinstance(v, (list, tuple)) else [v]
+            for k, v in (model_options or {}).items()
+        },
+        dataset_options=dict(dataset_options or {}),
+        metric_options=dict(metric_options or {}),
+        **settings,
+    )
+    runs = plan([options], device=device)
+    return run_benchmark(
+        runs,
+        out,
+        data_dir=None if data_dir is None else str(data_dir),
+        force=force,
+        report=report,
+        on_event=on_event,
+    )

@@ -60,16 +60,41 @@ def _plugins():
     return get_plugins()
 
 
+def _model_options(spec: Any) -> list[dict[str, Any]]:
+    """The options (config fields) of a model: name, type, default, help."""
+    from dataclasses import fields
+
+    from aebench.options import field_help, field_types, jsonable, type_name
+
+    types = field_types(spec.config_cls)
+    defaults = spec.config_cls().to_dict()
+    return [
+        {
+            "name": f.name,
+            "type": type_name(types[f.name]),
+            "default": jsonable(defaults.get(f.name)),
+            "help": field_help(f),
+        }
+        for f in fields(spec.config_cls)
+    ]
+
+
 @app.command("models")
 def models_cmd(
     pattern: Annotated[
         str | None, typer.Argument(help="fnmatch glob ('*-cnn') or family name ('vae').")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    show_options: Annotated[
+        bool, typer.Option("--options", help="List every option (config field) of each model.")
+    ] = False,
 ) -> None:
-    """List registered models: name, family, architecture, providing plugin."""
+    """List registered models: name, family, architecture, options, providing plugin."""
+    from aebench.models.base import ModelConfig
+
     registry = _plugins().models
     specs = registry.select(pattern) if pattern else registry.list()
+    shared = set(ModelConfig.option_names())
     rows = [
         {
             "name": s.name,
@@ -78,16 +103,31 @@ def models_cmd(
             "plugin": s.plugin,
             "description": s.description,
             "config": s.config_cls().to_dict(),
+            "options": _model_options(s),
         }
         for s in specs
     ]
     if as_json:
         _print_json(rows)
         return
-    table = Table("name", "family", "arch", "plugin", "description")
+    table = Table("name", "family", "arch", "own options", "plugin", "description")
     for r in rows:
-        table.add_row(r["name"], r["family"], r["arch"], r["plugin"], r["description"])
+        own = ", ".join(
+            f"{o['name']}={o['default']}" for o in r["options"] if o["name"] not in shared
+        )
+        table.add_row(r["name"], r["family"], r["arch"], own or "-", r["plugin"], r["description"])
     out.print(table)
+    if show_options:
+        for r in rows:
+            options = Table("option", "type", "default", "help", title=r["name"])
+            for o in r["options"]:
+                options.add_row(o["name"], o["type"], json.dumps(o["default"]), o["help"])
+            out.print(options)
+    else:
+        out.print(
+            f"Every model also takes: {', '.join(ModelConfig.option_names())}. Set or sweep any "
+            "option with `aebench run -o NAME=V1,V2`; `aebench models NAME --options` lists them."
+        )
 
 
 @app.command("datasets")
@@ -98,7 +138,7 @@ def datasets_cmd(
         typer.Option("--data-dir", help="Dataset root (default: $AEBENCH_DATA_DIR, then cache)."),
     ] = None,
 ) -> None:
-    """List datasets: image shape, splits, classes, and whether files are present."""
+    """List datasets: image shape, splits, classes, options, and whether files are present."""
     from aebench.datasets.base import data_root
 
     root = data_root(data_dir)
@@ -113,6 +153,7 @@ def datasets_cmd(
                 "ready": s.is_ready(root) if not s.takes_argument else None,
                 "files": list(s.files),
                 "can_fetch": s.fetch is not None,
+                "options": [o.describe() for o in s.options],
                 "plugin": s.plugin,
                 "description": s.description,
             }
@@ -120,23 +161,81 @@ def datasets_cmd(
     if as_json:
         _print_json({"data_dir": str(root), "datasets": rows})
         return
-    table = Table("name", "shape", "splits", "classes", "local", "plugin", "description")
+    table = Table("name", "shape", "splits", "classes", "local", "options", "plugin", "description")
     for r in rows:
         ready = {True: "ready", False: "missing", None: "-"}[r["ready"]]
         if not r["files"] and r["ready"]:
             ready = "no files needed"
         shape = "x".join(map(str, r["shape"])) if r["shape"] else "any"
+        options = ", ".join(o["name"] for o in r["options"]) or "-"
         table.add_row(
             r["name"],
             shape,
             ",".join(r["splits"]),
             str(r["num_classes"] or "-"),
             ready,
+            options,
             r["plugin"],
             r["description"],
         )
     out.print(f"data dir: {root}")
     out.print(table)
+    details = Table("dataset", "option", "type", "default", "help", title="dataset options")
+    for r in rows:
+        for o in r["options"]:
+            default = "-" if o["default"] is None else str(o["default"])
+            details.add_row(r["name"], o["name"], o["type"], default, o["help"])
+    if details.row_count:
+        out.print(details)
+        out.print(
+            "Give them with `aebench run --dataset-options [DATASET:]KEY=VALUE,...` "
+            "(a DATASET: prefix scopes them to one dataset)."
+        )
+
+
+@app.command("metrics")
+def metrics_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_markdown: Annotated[
+        bool, typer.Option("--markdown", help="The Markdown tables README.md shows.")
+    ] = False,
+) -> None:
+    """List the metrics every run is measured with: columns, units, direction, budgets."""
+    from aebench.metrics import markdown, metric_specs
+
+    specs = metric_specs()
+    if as_json:
+        _print_json([s.describe() for s in specs])
+        return
+    if as_markdown:
+        print(markdown(specs), end="")
+        return
+    import shutil
+    import textwrap
+
+    width = max(60, min(120, shutil.get_terminal_size((100, 20)).columns))
+    lines = []
+    for s in specs:
+        head = f"{s.name}: {s.description} (applies to {s.applies_text}; {s.plugin})"
+        lines += textwrap.wrap(head, width, subsequent_indent="  ")
+        for c in s.columns:
+            best = {"min": "↓ lower is better", "max": "↑ higher is better"}.get(
+                c.direction or "", "informational"
+            )
+            head = f"  {c.key:<14} {c.label}" + (f" [{c.unit}]" if c.unit else "")
+            lines.append(f"{head}, {best}" + (f"; {c.applies_text}" if c.applies_text else ""))
+            lines += textwrap.wrap(
+                c.definition, width, initial_indent=" " * 17, subsequent_indent=" " * 17
+            )
+        for o in s.options:
+            budget = ", ".join(f"{p} {o.default_for(p)}" for p in ("smoke", "quick", "full"))
+            flag = o.flag or f"--metric-option {o.name}=V"
+            lines.append(f"  budget {o.name} ({flag}): {budget}")
+            lines += textwrap.wrap(
+                o.help, width, initial_indent=" " * 17, subsequent_indent=" " * 17
+            )
+        lines.append("")
+    print("\n".join(lines).rstrip())
 
 
 @app.command("plugins")
@@ -167,15 +266,21 @@ def _run_help() -> str:
     from aebench.plan import PROFILES
 
     rows = "; ".join(
-        f"{name}: {p['epochs']} epochs, {p['fid_samples']} FID samples, NLL k={p['nll_k']} "
-        f"on {p['nll_samples']} images, train limit {p['limit'] or 'none'}"
+        f"{name}: {p['epochs']} epochs, train limit {p['limit'] or 'none'}"
         for name, p in PROFILES.items()
     )
     return (
-        "Train and evaluate every (model, dataset) pair; store runs; build the leaderboard.\n\n"
-        f"Profiles ({rows}). quick is the default. Explicit options override the profile "
-        "and the suite file. Rerunning skips finished runs (same settings); --force redoes them."
+        "Train and evaluate every cell of a grid (models x datasets x model options x seeds); "
+        "store each run; rebuild results.csv and the leaderboard.\n\n"
+        f"--models and --datasets are required (or a --suite that gives them). Profiles ({rows}; "
+        "each metric's sample budgets per profile: `aebench metrics`). quick is the default. "
+        "Explicit options override the profile and the suite file. Rerunning skips finished "
+        "runs (same settings); --force redoes them."
     )
+
+
+def _say(message: str) -> None:
+    err.print(message, markup=False, highlight=False)
 
 
 @app.command("run", help=_run_help())
@@ -183,41 +288,77 @@ def run_cmd(
     models: Annotated[
         str | None,
         typer.Option(
-            help="Models: names, families or globs, comma-separated ('vae,ae-cnn', '*-mlp')."
+            help="Models: names, families or globs, comma-separated ('vae,ae-cnn', '*-mlp'). "
+            "Required unless --suite gives them."
         ),
     ] = None,
     datasets: Annotated[
-        str | None, typer.Option(help="Datasets, comma-separated ('mnist,digits', 'folder:PATH').")
+        str | None,
+        typer.Option(
+            help="Datasets, comma-separated ('mnist,digits', 'folder:PATH'). Required unless "
+            "--suite gives them."
+        ),
     ] = None,
-    epochs: Annotated[int | None, typer.Option(help="Training epochs (profile default).")] = None,
+    model_option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model-option",
+            "-o",
+            help="Set or sweep any model option: KEY=V1,V2 (repeatable; e.g. -o beta=0.5,4, "
+            "-o mmd_weight=1,10; list options: -o hidden_dims=[512,256],[1024]). "
+            "`aebench models NAME --options` lists them.",
+        ),
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option(help="Training epochs [default: from the profile].")
+    ] = None,
     batch_size: Annotated[int | None, typer.Option(help="Batch size [default: 128].")] = None,
-    lr: Annotated[float | None, typer.Option(help="Adam learning rate [default: 1e-3].")] = None,
+    lr: Annotated[float | None, typer.Option(help="Adam learning rate [default: 0.001].")] = None,
     latent_dims: Annotated[
-        str | None, typer.Option(help="Latent sizes, a grid axis ('2,16') [default: 16].")
+        str | None,
+        typer.Option(help="Shorthand for -o latent_dim=...: latent sizes ('2,16') [default: 16]."),
     ] = None,
     betas: Annotated[
-        str | None, typer.Option(help="β values for families with a β ('0.5,4') [default: 4].")
+        str | None,
+        typer.Option(help="Shorthand for -o beta=...: β values ('0.5,4') [default: 4]."),
     ] = None,
     seeds: Annotated[
         str | None, typer.Option(help="Seeds, a grid axis ('0,1,2') [default: 0].")
     ] = None,
-    limit: Annotated[int | None, typer.Option(help="Use only the first N training images.")] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(help="Use only the first N training images [default: from the profile]."),
+    ] = None,
     likelihood: Annotated[
         str | None,
-        typer.Option(help="Reconstruction likelihood: bernoulli (BCE) or gaussian (MSE)."),
+        typer.Option(
+            help="Shorthand for -o likelihood=...: bernoulli (BCE) or gaussian (MSE) "
+            "[default: bernoulli]."
+        ),
     ] = None,
     hidden_dims: Annotated[
-        str | None, typer.Option(help="Hidden sizes ('512,256' for MLP; '32,64,1024' for CNN).")
+        str | None,
+        typer.Option(
+            help="Shorthand for -o hidden_dims=...: '512,256' (MLP) or '32,64,1024' (CNN) "
+            "[default: the architecture's]."
+        ),
     ] = None,
     val_size: Annotated[
         float | None,
         typer.Option(help="Validation split carved from train: fraction or count [default: 0.1]."),
     ] = None,
     dataset_options: Annotated[
-        str | None,
+        list[str] | None,
         typer.Option(
-            help="Loader options for the datasets, KEY=VALUE pairs ('size=32,channels=3' "
-            "for folder:PATH)."
+            help="Dataset loader options, [DATASET:]KEY=VALUE,... (repeatable; e.g. "
+            "'folder:size=32,channels=3'). `aebench datasets` lists them."
+        ),
+    ] = None,
+    metric_option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--metric-option",
+            help="A metric budget, KEY=VALUE (repeatable). `aebench metrics` lists them.",
         ),
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
@@ -229,27 +370,34 @@ def run_cmd(
         str, typer.Option(help="Output directory for runs, results and the site.")
     ] = "aebench-out",
     profile: Annotated[
-        str | None, typer.Option(help="smoke, quick or full (epoch and sample budgets).")
+        str | None,
+        typer.Option(help="smoke, quick or full (epoch and sample budgets) [default: quick]."),
     ] = None,
     suite: Annotated[
         str | None,
         typer.Option(help="A suite TOML file defining the whole grid (see benchmarks/suites/)."),
     ] = None,
     fid_extractor: Annotated[
-        str | None, typer.Option(help="auto, inception-v3-compat or classifier (offline).")
+        str | None,
+        typer.Option(help="auto, inception-v3-compat or classifier (offline) [default: auto]."),
     ] = None,
     fid_samples: Annotated[
-        int | None, typer.Option(help="Samples for FID (profile default).")
+        int | None, typer.Option(help="Samples for FID [default: from the profile].")
     ] = None,
     no_fid: Annotated[bool, typer.Option("--no-fid", help="Skip FID.")] = False,
     nll_k: Annotated[
-        int | None, typer.Option(help="Importance samples for the NLL (IWAE) estimate.")
+        int | None,
+        typer.Option(help="Importance samples for the NLL (IWAE) [default: from the profile]."),
     ] = None,
     nll_samples: Annotated[
-        int | None, typer.Option(help="Test images for the NLL estimate (0: skip).")
+        int | None,
+        typer.Option(help="Test images for the NLL; 0 skips it [default: from the profile]."),
     ] = None,
     probe_samples: Annotated[
-        int | None, typer.Option(help="Train/test latents for the linear probe (0: skip).")
+        int | None,
+        typer.Option(
+            help="Train images for the linear probe; 0 skips it [default: from the profile]."
+        ),
     ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Redo runs that already finished.")
@@ -258,64 +406,77 @@ def run_cmd(
         bool, typer.Option("--no-report", help="Do not build the HTML leaderboard.")
     ] = False,
 ) -> None:
-    from aebench.plan import Options, load_suite, parse_list, parse_options, plan
-    from aebench.runner import RunProgress, run_benchmark
-
-    cli_options = Options(
-        models=parse_list("--models", models),
-        datasets=parse_list("--datasets", datasets),
-        latent_dims=parse_list("--latent-dims", latent_dims, int),
-        betas=parse_list("--betas", betas, float),
-        seeds=parse_list("--seeds", seeds, int),
-        hidden_dims=parse_list("--hidden-dims", hidden_dims, int),
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        limit=limit,
-        likelihood=likelihood,
-        val_size=val_size,
-        fid_extractor=fid_extractor,
-        fid_samples=0 if no_fid else fid_samples,
-        nll_k=nll_k,
-        nll_samples=nll_samples,
-        probe_samples=probe_samples,
-        dataset_options=parse_options("--dataset-options", dataset_options),
-        profile=profile,
+    from aebench.plan import (
+        Options,
+        load_suite,
+        parse_assignments,
+        parse_dataset_options,
+        parse_list,
+        plan,
     )
+    from aebench.progress import ConsoleProgress
+    from aebench.runner import run_benchmark
+
+    metric_options = parse_assignments("--metric-option", metric_option) or {}
+    for name, value in (
+        ("fid_extractor", fid_extractor),
+        ("fid_samples", 0 if no_fid else fid_samples),
+        ("nll_k", nll_k),
+        ("nll_samples", nll_samples),
+        ("probe_samples", probe_samples),
+    ):
+        if value is not None:
+            metric_options[name] = value
+    table = {
+        "models": parse_list("--models", models),
+        "datasets": parse_list("--datasets", datasets),
+        "latent_dims": parse_list("--latent-dims", latent_dims, int),
+        "betas": parse_list("--betas", betas, float),
+        "hidden_dims": hidden_dims,
+        "likelihood": likelihood,
+        "seeds": parse_list("--seeds", seeds, int),
+        "model_options": parse_assignments("--model-option", model_option),
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "limit": limit,
+        "val_size": val_size,
+        "dataset_options": parse_dataset_options("--dataset-options", dataset_options),
+        "metric_options": metric_options or None,
+        "profile": profile,
+    }
+    cli_options = Options.from_mapping({k: v for k, v in table.items() if v is not None}, "")
     grids = [cli_options]
     if suite:
         meta, suite_grids = load_suite(suite)
         grids = [g.merged(cli_options) for g in suite_grids]
         if meta.get("name"):
-            err.print(
-                f"suite {meta['name']}: {meta.get('description', '')}".strip(),
-                markup=False,
-                highlight=False,
-            )
+            _say(f"suite {meta['name']}: {meta.get('description', '')}".strip())
     runs = plan(grids, device=device)
-    progress = RunProgress(console=err)
-    summary = run_benchmark(
-        runs, out, data_dir=data_dir, force=force, report=not no_report, progress=progress
-    )
+    progress = ConsoleProgress(console=err)
+    try:
+        summary = run_benchmark(
+            runs, out, data_dir=data_dir, force=force, report=not no_report, on_event=progress
+        )
+    finally:
+        progress.close()
     done, skipped, failed = summary.count("done"), summary.count("skipped"), summary.failed
-    err.print(
+    for run_id, why in summary.corrupt:
+        _say(f"aebench: warning: run {run_id} is corrupt and was skipped: {why}")
+    _say(
         f"{done} run(s) done, {skipped} skipped, {len(failed)} failed; results: "
-        f"{Path(out) / 'results.csv'}",
-        markup=False,
-        highlight=False,
+        f"{Path(out) / 'results.csv'}"
     )
     if summary.site:
-        err.print(f"leaderboard: {summary.site}", markup=False, highlight=False)
+        _say(f"leaderboard: {summary.site}")
     if summary.report_error:
-        err.print(
+        _say(
             f"aebench: warning: the leaderboard was not built ({summary.report_error}); "
-            f"retry with `aebench report {out}`",
-            markup=False,
-            highlight=False,
+            f"retry with `aebench report {out}`"
         )
     if failed:
         for o in failed:
-            err.print(f"  failed: {o.run.label}: {o.reason}", markup=False, highlight=False)
+            _say(f"  failed: {o.run.label}: {o.reason}")
         raise typer.Exit(1)
 
 
@@ -328,13 +489,17 @@ def report_cmd(
         str | None, typer.Option("--out", help="Where to write the site [default: RUN_DIR/site].")
     ] = None,
 ) -> None:
-    """Rebuild the HTML leaderboard from stored runs, without retraining."""
+    """Rebuild results.csv and the HTML leaderboard from stored runs, without retraining."""
     from aebench import results
     from aebench.report import report_command
+    from aebench.store import RunStore
 
-    if (Path(run_dir) / "runs").is_dir():
-        results.write(run_dir)  # the table too, so it matches the site
-    print(report_command(Path(run_dir), Path(out) if out else None))
+    store, _ = RunStore.locate(run_dir)
+    if store.runs_dir.is_dir():
+        table = results.write(store.root)  # the table too, so it matches the site
+        for run_id, why in table.attrs.get("corrupt", []):
+            _say(f"aebench: warning: run {run_id} is corrupt and was skipped: {why}")
+    print(report_command(store.root, Path(out) if out else None))
 
 
 @app.command("generate")
@@ -346,21 +511,27 @@ def generate_cmd(
         str | None, typer.Option("--out", help="PNG file [default: RUN_DIR/images/generated.png].")
     ] = None,
 ) -> None:
-    """Write samples from a trained run's prior to a PNG grid (no retraining)."""
-    from aebench.runner import load_run
-
-    if n < 1:
-        from aebench.errors import ConfigError
-
-        raise ConfigError(f"--n must be > 0, got {n}")
+    """Write samples from a trained run to a PNG grid (no retraining)."""
     import torch
 
+    from aebench.errors import ConfigError
     from aebench.images import save_grid
+    from aebench.store import RunStore
 
-    model = load_run(Path(run_dir))
+    if n < 1:
+        raise ConfigError(f"--n must be > 0, got {n}")
+    store, run_id = RunStore.locate(run_dir)
+    if run_id is None:
+        ids = store.run_ids()
+        example = ids[0] if ids else "<run_id>"
+        raise ConfigError(
+            f"{run_dir} is a benchmark output folder; give one run: "
+            f"{store.runs_dir / example}" + (f" ({len(ids)} runs there)" if ids else "")
+        )
+    model = store.load_model(run_id)
     with torch.no_grad():
         images = model.sample(n, generator=torch.Generator().manual_seed(seed))
-    target = Path(out) if out else Path(run_dir) / "images" / "generated.png"
+    target = Path(out) if out else store.path(run_id) / "images" / "generated.png"
     save_grid(images, target, nrow=max(1, int(n**0.5)))
     print(target)
 

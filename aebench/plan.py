@@ -1,86 +1,151 @@
 """Turn options (CLI, Python or a suite file) into a validated list of runs.
 
 Everything a user can get wrong is checked here, before any training starts:
-names, numbers, devices, dataset files, model configurations.
+names, numbers, devices, model options (against each model's config class),
+dataset options (against each dataset's declared options) and metric budgets
+(against the metric specs). What needs the data itself (image shapes, split
+sizes) is checked by the runner's ``prepare`` step, still before training.
+
+A grid is models × datasets × every value of every model option × seeds. Any
+field of a model's config is a grid axis (``-o beta=0.5,4``); ``latent_dims``,
+``betas``, ``likelihood`` and ``hidden_dims`` are shorthands for the options
+of the same (singular) name.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import math
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from aebench.errors import ConfigError, UnknownNameError, suggest
+from aebench.options import (
+    convert,
+    field_types,
+    is_sequence_type,
+    jsonable,
+    parse_assignment,
+    short_value,
+    split_values,
+    unknown_name_error,
+)
 
-# Documented epoch and sample budgets. `quick` is the default: on a 2-core CPU
-# `--models vae,ae --datasets mnist` finishes in about ten minutes.
+# Training budgets per profile; each metric declares its own sample budgets per
+# profile (`aebench metrics`). `quick` is the default: on a 2-core CPU
+# `--models vae,ae --datasets mnist` finishes in about six minutes.
 PROFILES: dict[str, dict[str, Any]] = {
-    "smoke": {
-        "epochs": 20,
-        "fid_samples": 500,
-        "nll_k": 16,
-        "nll_samples": 200,
-        "probe_samples": 1000,
-        "limit": 2000,
-    },
-    "quick": {
-        "epochs": 10,
-        "fid_samples": 5000,
-        "nll_k": 64,
-        "nll_samples": 1000,
-        "probe_samples": 5000,
-        "limit": None,
-    },
-    "full": {
-        "epochs": 30,
-        "fid_samples": 10000,
-        "nll_k": 1000,
-        "nll_samples": 10000,
-        "probe_samples": 10000,
-        "limit": None,
-    },
+    "smoke": {"epochs": 20, "limit": 2000},
+    "quick": {"epochs": 10, "limit": None},
+    "full": {"epochs": 30, "limit": None},
 }
 DEFAULT_PROFILE = "quick"
-FID_EXTRACTORS = ("auto", "inception-v3-compat", "classifier")
+TRAINING_DEFAULTS: dict[str, Any] = {"batch_size": 128, "lr": 1e-3, "val_size": 0.1}
 DEVICES = ("auto", "cpu", "cuda", "mps")
+
+# Documented shorthands: suite key / Python field -> (model option, sweep?)
+MODEL_SHORTHANDS: dict[str, tuple[str, bool]] = {
+    "latent_dims": ("latent_dim", True),
+    "betas": ("beta", True),
+    "likelihood": ("likelihood", False),
+    "hidden_dims": ("hidden_dims", False),
+}
 
 
 @dataclass
 class Options:
-    """Every setting of a benchmark. ``None`` means "not given" (profile/suite decide)."""
+    """Every setting of a benchmark. ``None`` means "not given" (profile/suite decide).
+
+    ``model_options`` maps a model-config field to the values to sweep (a
+    list), or to text as typed on the command line (``"0.5,4"``; for a list
+    field such as ``hidden_dims``, ``"512,256"`` is one value and
+    ``"[512,256],[1024]"`` two). ``dataset_options`` maps an option name to a
+    value for every dataset of the grid, or a dataset name (``folder`` or
+    ``folder:PATH``) to its own options. ``metric_options`` sets metric
+    budgets (``fid_samples``, ``nll_k``, ...; see ``aebench metrics``).
+    """
 
     models: list[str] | None = None
     datasets: list[str] | None = None
-    latent_dims: list[int] | None = None
-    betas: list[float] | None = None
+    model_options: dict[str, Any] | None = None
     seeds: list[int] | None = None
     epochs: int | None = None
     batch_size: int | None = None
     lr: float | None = None
     limit: int | None = None
-    likelihood: str | None = None
-    hidden_dims: list[int] | None = None
     val_size: float | None = None
-    fid_extractor: str | None = None
-    fid_samples: int | None = None
-    nll_k: int | None = None
-    nll_samples: int | None = None
-    probe_samples: int | None = None
     dataset_options: dict[str, Any] | None = None
+    metric_options: dict[str, Any] | None = None
     profile: str | None = None
 
     def merged(self, over: Options) -> Options:
-        """Values of ``over`` where given, else ours."""
+        """Values of ``over`` where given, else ours; option tables merge key by key."""
         out = Options(**asdict(self))
         for f in fields(self):
             value = getattr(over, f.name)
-            if value is not None:
-                setattr(out, f.name, value)
+            if value is None:
+                continue
+            mine = getattr(out, f.name)
+            if isinstance(value, dict) and isinstance(mine, dict):
+                value = {**mine, **value}
+            setattr(out, f.name, value)
         return out
+
+    @classmethod
+    def from_mapping(cls, table: Mapping[str, Any], where: str = "") -> Options:
+        """Options from a suite table or keyword arguments, shorthands included.
+
+        Keys: the fields of :class:`Options`, the shorthands of
+        :data:`MODEL_SHORTHANDS`, and metric option names (``fid_samples``).
+        An unknown key is an error naming ``where`` and the closest key.
+        """
+        from aebench.metrics import option_specs
+
+        metric_names = {o.name for o in option_specs()}
+        own = {f.name for f in fields(cls)}
+        values: dict[str, Any] = {}
+        model_options: dict[str, Any] = dict(table.get("model_options") or {})
+        metric_options: dict[str, Any] = dict(table.get("metric_options") or {})
+        for key, value in table.items():
+            if key in ("model_options", "metric_options"):
+                continue
+            if key in MODEL_SHORTHANDS:
+                name, sweep = MODEL_SHORTHANDS[key]
+                if value is None:
+                    continue
+                if name in model_options:
+                    raise ConfigError(f"{where}{key} and model option {name!r} are both given")
+                model_options[name] = _as_list(value) if sweep else [value]
+            elif key in metric_names:
+                if value is not None:
+                    metric_options[key] = value
+            elif key in own:
+                values[key] = value
+            else:
+                known = own | set(MODEL_SHORTHANDS) | metric_names
+                close = suggest(key, known)
+                hint = f" (did you mean {close}?)" if close else ""
+                raise ConfigError(f"{where}unknown key {key!r}{hint}")
+        for name in ("models", "datasets", "seeds"):
+            if values.get(name) is not None:
+                values[name] = _as_list(values[name])
+        for name, raw in list(model_options.items()):
+            model_options[name] = raw if isinstance(raw, str) else _as_list(raw)
+        return cls(
+            **values,
+            model_options=model_options or None,
+            metric_options=metric_options or None,
+        )
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 @dataclass(frozen=True)
@@ -90,19 +155,13 @@ class RunConfig:
     model: str
     dataset: str
     seed: int
-    latent_dim: int
-    beta: float | None
     model_config: dict[str, Any]
     epochs: int
     batch_size: int
     lr: float
     limit: int | None
     val_size: float
-    fid_extractor: str
-    fid_samples: int
-    nll_k: int
-    nll_samples: int
-    probe_samples: int
+    metric_options: dict[str, Any]
     device: str
     profile: str
     dataset_options: dict[str, Any] = field(default_factory=dict)
@@ -110,8 +169,9 @@ class RunConfig:
     arch: str = field(default="", compare=False)
     plugin: str = field(default="", compare=False)
     description: str = field(default="", compare=False)
+    shown_options: tuple[str, ...] = field(default=(), compare=False)
 
-    _LABELS = ("family", "arch", "plugin", "description", "profile")
+    _LABELS = ("family", "arch", "plugin", "description", "profile", "shown_options")
 
     @property
     def key(self) -> str:
@@ -121,38 +181,33 @@ class RunConfig:
         return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
     @property
+    def latent_dim(self) -> Any:
+        return self.model_config.get("latent_dim")
+
+    def _option_parts(self) -> list[tuple[str, Any]]:
+        return [(k, self.model_config.get(k)) for k in self.shown_options if k != "latent_dim"]
+
+    @property
     def run_id(self) -> str:
         ds = re.sub(r"[^a-z0-9.-]+", "-", self.dataset.lower()).strip("-")[:40]
-        beta = f"-b{self.beta:g}" if self.beta is not None else ""
-        return f"{ds}_{self.model}_z{self.latent_dim}{beta}_s{self.seed}_{self.key}"
+        parts = "".join(
+            "_" + re.sub(r"[^A-Za-z0-9.-]+", "-", f"{k}{short_value(v)}")[:24]
+            for k, v in self._option_parts()
+        )
+        return f"{ds}_{self.model}_z{self.latent_dim}{parts}_s{self.seed}_{self.key}"
 
     @property
     def label(self) -> str:
-        beta = f", β={self.beta:g}" if self.beta is not None else ""
-        return f"{self.model} on {self.dataset} (z={self.latent_dim}{beta}, seed {self.seed})"
+        opts = "".join(f", {k}={short_value(v)}" for k, v in self._option_parts())
+        return f"{self.model} on {self.dataset} (z={self.latent_dim}{opts}, seed {self.seed})"
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"run_id": self.run_id, "key": self.key, **asdict(self)}
-        out["likelihood"] = self.model_config.get("likelihood")
-        return out
+        out = asdict(self)
+        out["shown_options"] = list(self.shown_options)
+        return {"run_id": self.run_id, "key": self.key, **out}
 
 
 # -- parsing user input ---------------------------------------------------------
-def parse_options(option: str, value: str | None) -> dict[str, str] | None:
-    """``'size=32,channels=3'`` -> ``{'size': '32', 'channels': '3'}``."""
-    if value is None:
-        return None
-    out: dict[str, str] = {}
-    for item in (v.strip() for v in value.split(",")):
-        key, sep, val = item.partition("=")
-        if not item or not sep or not key.strip():
-            raise ConfigError(
-                f"{option}: expected KEY=VALUE pairs separated by commas, got {value!r}"
-            )
-        out[key.strip()] = val.strip()
-    return out
-
-
 def parse_list(option: str, value: str | None, kind: type = str) -> list[Any] | None:
     """``'2,16'`` -> ``[2, 16]`` with a one-line error naming the option."""
     if value is None:
@@ -167,7 +222,42 @@ def parse_list(option: str, value: str | None, kind: type = str) -> list[Any] | 
         raise ConfigError(f"{option}: expected comma-separated {what}, got {value!r}") from None
 
 
-SUITE_KEYS = {f.name for f in fields(Options)}
+def parse_assignments(option: str, values: list[str] | None) -> dict[str, str] | None:
+    """Repeated ``KEY=VALUE`` flags (``-o beta=0.5,4 -o latent_dim=2``) as a dict of text."""
+    if not values:
+        return None
+    out: dict[str, str] = {}
+    for text in values:
+        key, value = parse_assignment(option, text)
+        if key in out:
+            raise ConfigError(f"{option}: {key!r} is given twice")
+        out[key] = value
+    return out
+
+
+def parse_dataset_options(option: str, values: list[str] | None) -> dict[str, Any] | None:
+    """``['size=32,channels=3', 'folder:size=16']`` -> ``{'size': '32', 'channels': '3',
+    'folder': {'size': '16'}}``: a ``DATASET:`` prefix scopes a flag to that dataset."""
+    if not values:
+        return None
+    out: dict[str, Any] = {}
+    for text in values:
+        first_eq = text.find("=")
+        head = text[:first_eq] if first_eq > 0 else text
+        prefix, sep, _ = head.rpartition(":")
+        target: dict[str, Any] = out
+        if sep:
+            target = out.setdefault(prefix, {})
+            text = text[len(prefix) + 1 :]
+        for item in (v.strip() for v in text.split(",")):
+            key, eq, val = item.partition("=")
+            if not item or not eq or not key.strip():
+                raise ConfigError(
+                    f"{option}: expected [DATASET:]KEY=VALUE pairs separated by commas, "
+                    f"got {text!r}"
+                )
+            target[key.strip()] = val.strip()
+    return out
 
 
 def load_suite(path: str | Path) -> tuple[dict[str, Any], list[Options]]:
@@ -181,22 +271,8 @@ def load_suite(path: str | Path) -> tuple[dict[str, Any], list[Options]]:
         raise ConfigError(f"--suite {path}: invalid TOML: {exc}") from None
     meta = {k: data.pop(k) for k in ("name", "description", "reproduces") if k in data}
     grids = data.pop("grid", [{}])
-    base = _suite_options(path, data)
-    return meta, [base.merged(_suite_options(path, g)) for g in grids]
-
-
-def _suite_options(path: Path, table: dict[str, Any]) -> Options:
-    for key in table:
-        if key not in SUITE_KEYS:
-            close = suggest(key, SUITE_KEYS)
-            hint = f" (did you mean {close}?)" if close else ""
-            raise ConfigError(f"--suite {path}: unknown key {key!r}{hint}")
-    opts = Options(**table)
-    for name in ("models", "datasets", "latent_dims", "betas", "seeds", "hidden_dims"):
-        value = getattr(opts, name)
-        if value is not None and not isinstance(value, list):
-            setattr(opts, name, [value])
-    return opts
+    base = Options.from_mapping(data, f"--suite {path}: ")
+    return meta, [base.merged(Options.from_mapping(g, f"--suite {path}: ")) for g in grids]
 
 
 # -- validation and expansion ---------------------------------------------------
@@ -220,114 +296,183 @@ def resolve_device(name: str) -> str:
     return name
 
 
-def _positive(option: str, value: float | None, allow_zero: bool = False) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{option}: expected a number, got {value!r}")
-    if value < 0 or (value == 0 and not allow_zero):
-        raise ConfigError(f"{option} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+def _number(option: str, value: Any, kind: type, *, minimum: float = 0, strict: bool = True) -> Any:
+    """``value`` as ``kind``, finite and above ``minimum`` (or equal, unless ``strict``)."""
+    value = convert(option, value, kind)
+    if (strict and not value > minimum) or (not strict and not value >= minimum):
+        raise ConfigError(f"{option} must be {'>' if strict else '>='} {minimum:g}, got {value!r}")
+    return value
+
+
+def _val_size(value: Any) -> float | int:
+    """A fraction in (0, 1) or a whole number of images >= 1."""
+    size = convert("--val-size", value, float)
+    if 0 < size < 1:
+        return size
+    if size >= 1 and size.is_integer():
+        return int(size)
+    raise ConfigError(
+        f"--val-size must be a fraction between 0 and 1 or a whole number of images, got {value!r}"
+    )
+
+
+def _training(o: Options, profile: str) -> dict[str, Any]:
+    settings = {**TRAINING_DEFAULTS, **PROFILES[profile]}
+    for name in ("epochs", "batch_size", "lr", "limit", "val_size"):
+        if getattr(o, name) is not None:
+            settings[name] = getattr(o, name)
+    out = {
+        "epochs": _number("--epochs", settings["epochs"], int),
+        "batch_size": _number("--batch-size", settings["batch_size"], int),
+        "lr": _number("--lr", settings["lr"], float),
+        "limit": None if settings["limit"] is None else _number("--limit", settings["limit"], int),
+        "val_size": _val_size(settings["val_size"]),
+    }
+    if not math.isfinite(out["lr"]):
+        raise ConfigError(f"--lr must be finite, got {out['lr']!r}")
+    return out
+
+
+def _model_axes(models: list, given: Mapping[str, Any]) -> dict[str, dict[str, list[Any]]]:
+    """Per model name: option -> values to sweep, converted to the field's type.
+
+    Every given option must belong to at least one selected model.
+    """
+    from aebench.plugins import get_plugins
+
+    axes: dict[str, dict[str, list[Any]]] = {m.name: {} for m in models}
+    for name, raw in given.items():
+        owners = [m for m in models if name in field_types(m.config_cls)]
+        if not owners:
+            every = {f for m in models for f in field_types(m.config_cls)}
+            others = [m.name for m in get_plugins().models if name in field_types(m.config_cls)]
+            if others:
+                chosen = ", ".join(m.name for m in models)
+                raise ConfigError(
+                    f"model option {name!r}: none of the selected models ({chosen}) has it; "
+                    f"{', '.join(others[:4])} {'do' if len(others) > 1 else 'does'}"
+                )
+            raise unknown_name_error(
+                "model option", name, every, f"the selected models take: {', '.join(sorted(every))}"
+            )
+        for spec in owners:
+            tp = field_types(spec.config_cls)[name]
+            values = _sweep_values(raw, tp)
+            if not values:
+                raise ConfigError(f"model option {name!r}: no values given")
+            converted = [jsonable(convert(name, v, tp)) for v in values]
+            unique = list(dict.fromkeys(json.dumps(v) for v in converted))
+            axes[spec.name][name] = [json.loads(v) for v in unique]
+    return axes
+
+
+def _sweep_values(raw: Any, tp: Any) -> list[Any]:
+    """Text or a list -> the list of values to sweep (list fields: see :class:`Options`)."""
+    sequence = is_sequence_type(tp)
+    if isinstance(raw, str):
+        if sequence:
+            return split_values(raw) if "[" in raw else [raw]
+        return split_values(raw)
+    values = _as_list(raw)
+    if sequence and values and not all(isinstance(v, (list, tuple, str)) for v in values):
+        return [values]  # a flat list is one value of a list field
+    return values
+
+
+def _dataset_options(
+    datasets: list[str], given: Mapping[str, Any] | None
+) -> dict[str, dict[str, Any]]:
+    """Resolved (typed) options per dataset name; scoped entries apply to one dataset."""
+    from aebench.api import dataset_spec, parse_dataset_name
+
+    given = dict(given or {})
+    common = {k: v for k, v in given.items() if not isinstance(v, Mapping)}
+    scoped = {k: dict(v) for k, v in given.items() if isinstance(v, Mapping)}
+    for prefix in scoped:
+        if not any(prefix in (d, parse_dataset_name(d)[0]) for d in datasets):
+            raise ConfigError(
+                f"--dataset-options {prefix}:...: no selected dataset is called {prefix!r} "
+                f"(selected: {', '.join(datasets)})"
+            )
+    out = {}
+    for name in datasets:
+        spec = dataset_spec(name)
+        mine = dict(common)
+        for prefix, opts in scoped.items():
+            if prefix in (name, parse_dataset_name(name)[0]):
+                mine.update(opts)
+        out[name] = spec.resolve_options(mine)
+    return out
 
 
 def expand(options: Options, device: str) -> list[RunConfig]:
-    """Validate one grid and expand it into runs (models × datasets × dims × betas × seeds)."""
+    """Validate one grid and expand it into runs."""
     from aebench.api import dataset_spec
+    from aebench.metrics import resolve_options
     from aebench.plugins import get_plugins
 
-    profile = options.profile or DEFAULT_PROFILE
+    o = options
+    profile = o.profile or DEFAULT_PROFILE
     if profile not in PROFILES:
         raise UnknownNameError("profile", profile, PROFILES)
-    base = {"batch_size": 128, "lr": 1e-3, "val_size": 0.1, "fid_extractor": "auto"}
-    o = Options(**{**base, **PROFILES[profile], "profile": profile}).merged(options)
     if not o.models:
         raise ConfigError("--models is required (e.g. --models vae,ae; see `aebench models`)")
     if not o.datasets:
         raise ConfigError("--datasets is required (e.g. --datasets digits; see `aebench datasets`)")
-    for option, value in [
-        ("--epochs", o.epochs),
-        ("--batch-size", o.batch_size),
-        ("--lr", o.lr),
-        ("--limit", o.limit),
-        ("--nll-k", o.nll_k),
-        ("--val-size", o.val_size),
-    ]:
-        _positive(option, value)
-    for option, value in [
-        ("--fid-samples", o.fid_samples),
-        ("--nll-samples", o.nll_samples),
-        ("--probe-samples", o.probe_samples),
-    ]:
-        _positive(option, value, allow_zero=True)
-    for option, values in [("--latent-dims", o.latent_dims), ("--hidden-dims", o.hidden_dims)]:
-        for v in values or []:
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(f"{option}: expected positive integers, got {v!r}")
-    for b in o.betas or []:
-        _positive("--betas", b)
-    for s in o.seeds or []:
-        if isinstance(s, bool) or not isinstance(s, int) or s < 0:
-            raise ConfigError(f"--seeds: expected non-negative integers, got {s!r}")
-    for option, value in [("--epochs", o.epochs), ("--batch-size", o.batch_size)]:
-        if not isinstance(value, int):
-            raise ConfigError(f"{option}: expected an integer, got {value!r}")
-    if o.fid_extractor is not None and o.fid_extractor not in FID_EXTRACTORS:
-        raise UnknownNameError("FID extractor", o.fid_extractor, FID_EXTRACTORS)
+    training = _training(o, profile)
+    seeds = [_number("--seeds", s, int, strict=False) for s in (o.seeds or [0])]
+    metric_options = resolve_options(profile, o.metric_options)
 
     models = get_plugins().models.select(o.models)
-    if o.betas and not any("beta" in {f.name for f in fields(m.config_cls)} for m in models):
-        raise ConfigError("--betas: none of the selected models has a β (try --models beta-vae)")
-    datasets = []
+    axes = _model_axes(models, o.model_options or {})
     for name in o.datasets:
         dataset_spec(name)  # unknown names and bad `name:ARG` spellings fail here
-        datasets.append(name)
+    dataset_options = _dataset_options(o.datasets, o.dataset_options)
 
     runs: list[RunConfig] = []
-    for dataset in datasets:
+    for dataset in o.datasets:
         for spec in models:
-            cfg_fields = {f.name for f in fields(spec.config_cls)}
-            betas = (o.betas or [None]) if "beta" in cfg_fields else [None]
-            for latent in o.latent_dims or [spec.config_cls().latent_dim]:
-                for beta in betas:
-                    config: dict[str, Any] = {"latent_dim": latent}
-                    if beta is not None:
-                        config["beta"] = float(beta)
-                    if o.likelihood is not None:
-                        config["likelihood"] = o.likelihood
-                    if o.hidden_dims is not None:
-                        config["hidden_dims"] = tuple(o.hidden_dims)
-                    try:
-                        model_config = spec.config_cls.from_options(**config).to_dict()
-                    except ConfigError as exc:
-                        raise ConfigError(f"model {spec.name}: {exc}") from None
-                    for seed in o.seeds or [0]:
-                        runs.append(
-                            RunConfig(
-                                model=spec.name,
-                                dataset=dataset,
-                                seed=seed,
-                                latent_dim=latent,
-                                beta=model_config.get("beta"),
-                                model_config=model_config,
-                                epochs=o.epochs,
-                                batch_size=o.batch_size,
-                                lr=o.lr,
-                                limit=o.limit,
-                                val_size=o.val_size,
-                                fid_extractor=o.fid_extractor,
-                                fid_samples=o.fid_samples,
-                                nll_k=o.nll_k,
-                                nll_samples=o.nll_samples,
-                                probe_samples=o.probe_samples,
-                                device=device,
-                                profile=profile,
-                                dataset_options=dict(sorted((o.dataset_options or {}).items())),
-                                family=spec.family,
-                                arch=spec.arch,
-                                plugin=spec.plugin,
-                                description=spec.description,
-                            )
+            model_axes = axes[spec.name]
+            names = list(model_axes)
+            shown = [n for n in names if len(model_axes[n]) > 1 or n in (o.model_options or {})]
+            for combo in itertools.product(*(model_axes[n] for n in names)):
+                try:
+                    config = spec.config_cls.from_options(**dict(zip(names, combo, strict=True)))
+                except ConfigError as exc:
+                    raise ConfigError(f"model {spec.name}: {exc}") from None
+                model_config = config.to_dict()
+                for seed in seeds:
+                    runs.append(
+                        RunConfig(
+                            model=spec.name,
+                            dataset=dataset,
+                            seed=seed,
+                            model_config=model_config,
+                            **training,
+                            metric_options=metric_options,
+                            device=device,
+                            profile=profile,
+                            dataset_options=dataset_options[dataset],
+                            family=spec.family,
+                            arch=spec.arch,
+                            plugin=spec.plugin,
+                            description=spec.description,
+                            shown_options=tuple(_shown(spec, model_config, shown)),
                         )
+                    )
     return runs
+
+
+def _shown(spec: Any, model_config: dict[str, Any], given: list[str]) -> list[str]:
+    """Options named in a run's id and label: latent_dim, the ones given for the grid, and
+    any whose value differs from the config class's default (defaults of None excluded)."""
+    defaults = spec.config_cls().to_dict()
+    out = ["latent_dim"]
+    for name, value in model_config.items():
+        default = defaults.get(name)
+        if name not in out and (name in given or (default is not None and value != default)):
+            out.append(name)
+    return out
 
 
 def plan(grids: list[Options], device: str = "auto") -> list[RunConfig]:
@@ -336,5 +481,5 @@ def plan(grids: list[Options], device: str = "auto") -> list[RunConfig]:
     seen: dict[str, RunConfig] = {}
     for grid in grids:
         for run in expand(grid, resolved):
-            seen.setdefault(run.run_id, run)
+            seen.setdefault(run.key, run)
     return list(seen.values())

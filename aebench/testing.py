@@ -83,8 +83,12 @@ def build(
     spec = _spec(spec_or_name)
     if seed is not None:
         torch.manual_seed(seed)
-    cfg = spec.config_cls.from_options(**config)
-    model = spec.factory(cfg, tuple(input_shape))
+    from aebench.api import create_model
+
+    try:
+        model = create_model(spec, tuple(input_shape), **config)
+    except TypeError as exc:  # the factory returned something other than an AutoEncoder
+        raise AssertionError(f"{spec.name}: {exc}") from None
     _require(
         isinstance(model, AutoEncoder),
         spec,

@@ -21,6 +21,7 @@ import torch
 from aebench.datasets.base import ImageSet
 from aebench.metrics.losses import loss_metrics
 from aebench.models.base import AutoEncoder
+from aebench.progress import EpochEnded, EpochStarted, OnEvent, StepsDone, ignore
 
 TERMS = ("total", "recon", "reg")
 CHECK_EVERY = 10  # steps between loss read-backs (progress, divergence check)
@@ -59,14 +60,6 @@ class TrainResult:
     seconds: float
 
 
-class Progress:
-    """What the loop reports; the runner supplies a rich or plain-text version."""
-
-    def start_epoch(self, epoch: int, epochs: int, steps: int) -> None: ...
-    def step(self, loss: float, advance: int = 1) -> None: ...
-    def end_epoch(self, row: dict[str, float]) -> None: ...
-
-
 def _image_metrics(model: AutoEncoder, x: torch.Tensor, prefix: str) -> dict[str, float]:
     from aebench.metrics.image import average, image_metrics_per_image
 
@@ -80,17 +73,18 @@ def fit(
     train: ImageSet,
     val: ImageSet,
     settings: TrainSettings,
-    progress: Progress | None = None,
+    on_event: OnEvent | None = None,
     on_epoch: Callable[[int, dict[str, float], torch.Tensor], Any] | None = None,
 ) -> TrainResult:
     """Train ``model`` and keep the weights of the epoch with the best validation loss.
 
+    ``on_event`` receives progress events (:mod:`aebench.progress`).
     ``on_epoch(epoch, row, snapshot)`` receives each history row and the
     reconstructions of the fixed snapshot images (for the report's animation).
     Deterministic given ``settings.seed`` (and the model's own initial weights).
     """
     device = settings.device
-    progress = progress or Progress()
+    emit = on_event or ignore
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
     n = len(train)
@@ -110,7 +104,7 @@ def fit(
     for epoch in range(1, settings.epochs + 1):
         t0 = time.perf_counter()
         model.train()
-        progress.start_epoch(epoch, settings.epochs, steps)
+        emit(EpochStarted(epoch, settings.epochs, steps))
         perm = torch.randperm(n, generator=generator).to(images.device)
         sums = torch.zeros(len(TERMS), device=device)
         for s in range(steps):
@@ -124,7 +118,7 @@ def fit(
                 loss = float(batch[0])
                 if not math.isfinite(loss):
                     raise DivergedError(f"loss became {loss} at epoch {epoch}, step {s + 1}")
-                progress.step(loss, advance=(s % CHECK_EVERY) + 1)
+                emit(StepsDone(loss, advance=(s % CHECK_EVERY) + 1))
         row: dict[str, float] = {"epoch": epoch}
         row.update({f"train_{k}": float(v) / steps for k, v in zip(TERMS, sums, strict=True)})
         # Validation under its own seeded RNG, so it neither perturbs nor depends on
@@ -146,7 +140,7 @@ def fit(
             best_state = copy.deepcopy(model.state_dict())
         with torch.no_grad():
             snap = model.reconstruct(snapshot).clamp_(0, 1).cpu()
-        progress.end_epoch(row)
+        emit(EpochEnded(row))
         if on_epoch is not None:
             on_epoch(epoch, row, snap)
     if best_state is not None:

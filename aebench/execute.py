@@ -1,0 +1,175 @@
+"""Execute one run: train → evaluate → store.
+
+:func:`execute_run` is a plain function of a run config and an output folder
+(plus where the data is): everything it needs crosses a process boundary by
+pickling, so a local loop, a process pool, Ray or SLURM can all call it. It
+never raises for a failed run: the failure is recorded in the run store
+(status ``failed``, reason, ``error.txt``) and returned. Only an interrupt
+propagates (after marking the run ``interrupted``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from aebench.data import DataCache, RunData, shared_cache
+from aebench.plan import RunConfig
+from aebench.progress import OnEvent, RunEnded, RunStarted, Stage, ignore
+from aebench.store import RunStore, RunWriter
+
+LATENT_POINTS = 2000  # test images whose latent means are stored for the plots
+EPOCH_LATENT_POINTS = 1000  # validation images whose latent means are stored every epoch
+PRIOR_POINTS = 10000  # training images whose latent means fit a fitted sampling density
+
+
+@dataclass(frozen=True)
+class Outcome:
+    run: RunConfig
+    status: str  # done | failed | skipped
+    reason: str | None = None
+    seconds: float = 0.0
+
+
+def versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for dist in (
+        "aebench",
+        "torch",
+        "torchvision",
+        "torch-fidelity",
+        "scikit-image",
+        "scikit-learn",
+    ):
+        with contextlib.suppress(md.PackageNotFoundError):
+            out[dist] = md.version(dist)
+    return out
+
+
+def execute_run(
+    run: RunConfig,
+    out: str | Path,
+    data_dir: str | None = None,
+    on_event: OnEvent | None = None,
+    *,
+    data: DataCache | None = None,
+    index: int = 1,
+    total: int = 1,
+) -> Outcome:
+    """Train and evaluate ``run`` into the run store at ``out``; record how it ended."""
+    emit = on_event or ignore
+    data = data or shared_cache(data_dir)
+    store = RunStore(out)
+    shape = data.published(run.dataset, run.dataset_options)[0].shape
+    writer = store.start(run.run_id, {**run.to_dict(), "input_shape": list(shape)})
+    emit(RunStarted(run.run_id, run.label, index, total))
+    t0 = time.perf_counter()
+
+    def ended(status: str, reason: str | None) -> Outcome:
+        seconds = time.perf_counter() - t0
+        emit(RunEnded(run.run_id, run.label, index, total, status, reason, seconds))
+        return Outcome(run, status, reason, seconds)
+
+    try:
+        train_and_evaluate(run, data.for_run(run), writer, emit)
+    except KeyboardInterrupt:
+        writer.status("interrupted", "interrupted by the user")
+        raise
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
+        writer.error(traceback.format_exc())
+        writer.status("failed", reason)
+        return ended("failed", reason)
+    writer.status("done")
+    return ended("done", None)
+
+
+def train_and_evaluate(run: RunConfig, data: RunData, writer: RunWriter, emit: OnEvent) -> None:
+    """The body of a run; raises on failure (the caller records it)."""
+    from aebench.api import create_model
+    from aebench.images import save_grid, save_run_images
+    from aebench.metrics import EvalContext, evaluate
+    from aebench.metrics.probe import latent_means
+    from aebench.train import TrainSettings, fit
+
+    device = torch.device(run.device)
+    torch.manual_seed(run.seed)
+    model = create_model(run.model, data.shape, **run.model_config)
+    writer.update_config(resolved_model_config=model.config.to_dict())
+    history: list[dict[str, float]] = []
+
+    # Latent means of a fixed validation subset after every epoch: the report
+    # animates how the latent space organises itself during training.
+    tracked = data.val.subset(slice(0, EPOCH_LATENT_POINTS))
+    epoch_latents: list[torch.Tensor] = []
+
+    def on_epoch(epoch: int, row: dict[str, float], snapshot: torch.Tensor) -> None:
+        history.append(row)
+        writer.history(history)
+        save_grid(snapshot, writer.image_path(f"recon_epoch_{epoch:03d}"), nrow=len(snapshot))
+        epoch_latents.append(latent_means(model, tracked, device))
+
+    settings = TrainSettings(
+        epochs=run.epochs, batch_size=run.batch_size, lr=run.lr, seed=run.seed, device=device
+    )
+    result = fit(model, data.train, data.val, settings, on_event=emit, on_epoch=on_epoch)
+    writer.arrays("latents_epochs", **_labelled(torch.stack(epoch_latents), tracked))
+
+    t0 = time.perf_counter()
+    emit(Stage("fitting the sampling density" if _fits_prior(model) else "saving weights"))
+    with torch.no_grad():
+        model.fit_prior(latent_means(model, data.train.subset(slice(0, PRIOR_POINTS)), device))
+    writer.weights(model)
+
+    emit(Stage("drawing reconstructions, samples and latents"))
+    save_run_images(model, data.test, writer, device, seed=run.seed)
+    test_subset = data.test.subset(slice(0, LATENT_POINTS))
+    writer.arrays("latents", **_labelled(latent_means(model, test_subset, device), test_subset))
+
+    ctx = EvalContext(
+        model,
+        data.train,
+        data.test,
+        device=device,
+        seed=run.seed,
+        dataset=run.dataset,
+        options=dict(run.metric_options),
+        reference_train=data.reference_train,
+        on_event=emit,
+    )
+    metrics = evaluate(ctx)
+    metrics.update(
+        regulariser=model.regulariser,
+        sampler=model.prior_description,
+        best_epoch=result.best_epoch,
+        train_seconds=result.seconds,
+        eval_seconds=time.perf_counter() - t0,
+        device=str(device)
+        + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else ""),
+        threads=torch.get_num_threads(),
+        versions=versions(),
+    )
+    writer.metrics(metrics)
+
+
+def _fits_prior(model: Any) -> bool:
+    from aebench.models.base import AutoEncoder
+
+    return type(model).fit_prior is not AutoEncoder.fit_prior
+
+
+def _labelled(z: torch.Tensor, data: Any) -> dict[str, Any]:
+    """``{"z": latents}`` plus ``"y"``, the labels of the images they encode, if any."""
+    arrays = {"z": z.numpy()}
+    if data.labels is not None:
+        arrays["y"] = data.labels[: z.shape[-2]].numpy()
+    return arrays

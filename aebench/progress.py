@@ -1,0 +1,200 @@
+"""Progress events: what a benchmark reports while it runs, and who shows them.
+
+The runner, the execution of one run and the training loop never print: they
+call an ``on_event(event)`` callback with the small, picklable dataclasses
+below (so a worker process can forward them to the parent). The CLI supplies
+:class:`ConsoleProgress` (rich progress bars on a terminal, plain log lines
+otherwise); library users pass their own callable, or nothing.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class BenchmarkStarted:
+    total: int
+    skipped: int
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    run_id: str
+    label: str
+    index: int
+    total: int
+
+
+@dataclass(frozen=True)
+class EpochStarted:
+    epoch: int
+    epochs: int
+    steps: int
+
+
+@dataclass(frozen=True)
+class StepsDone:
+    """``advance`` more training steps are done; ``loss`` is the latest batch loss."""
+
+    loss: float
+    advance: int = 1
+
+
+@dataclass(frozen=True)
+class EpochEnded:
+    row: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A step of a run after training (``"evaluating: fid"``) or of the benchmark."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class RunEnded:
+    run_id: str
+    label: str
+    index: int
+    total: int
+    status: str  # done | failed | interrupted
+    reason: str | None
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Message:
+    """A line for the user (a warning, a note)."""
+
+    text: str
+
+
+Event = (
+    BenchmarkStarted
+    | RunStarted
+    | EpochStarted
+    | StepsDone
+    | EpochEnded
+    | Stage
+    | RunEnded
+    | Message
+)
+OnEvent = Callable[[Event], None]
+
+
+def ignore(event: Event) -> None:
+    """The default callback: report nothing."""
+
+
+class ConsoleProgress:
+    """Shows events on a rich console: live bars on a terminal, log lines otherwise.
+
+    Call it with events; call :meth:`close` when the benchmark ends.
+    """
+
+    def __init__(self, console: Any = None, quiet: bool = False) -> None:
+        from rich.console import Console
+
+        self.console = console or Console(stderr=True)
+        self.quiet = quiet
+        self.live = self.console.is_terminal and not quiet
+        self._bar: Any = None
+        self._epoch = (0, 0)
+
+    def __call__(self, event: Event) -> None:
+        handler = getattr(self, f"_on_{type(event).__name__}", None)
+        if handler is not None:
+            handler(event)
+
+    def log(self, message: str) -> None:
+        if self.quiet:
+            return
+        if self._bar is not None:
+            self._bar.console.print(message, markup=False, highlight=False)
+        else:
+            print(message, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+    # -- handlers ------------------------------------------------------------------
+    def _on_BenchmarkStarted(self, e: BenchmarkStarted) -> None:
+        if e.skipped:
+            self.log(
+                f"{e.skipped} of {e.total} runs already finished: skipping them "
+                "(use --force to redo)"
+            )
+        if not self.live:
+            return
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+        from rich.progress import Progress as RichProgress
+
+        self._bar = RichProgress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=False,
+        )
+        self._bar.start()
+        self._runs = self._bar.add_task("runs", total=e.total, completed=e.skipped, info="")
+        self._steps = self._bar.add_task("epoch", total=1, info="", visible=False)
+
+    def _on_RunStarted(self, e: RunStarted) -> None:
+        self.log(f"[{e.index}/{e.total}] {e.label}")
+
+    def _on_RunEnded(self, e: RunEnded) -> None:
+        msg = f"[{e.index}/{e.total}] {e.label}: {e.status}"
+        self.log(msg + (f" ({e.reason})" if e.reason else ""))
+        if self._bar is not None:
+            self._bar.advance(self._runs)
+            self._bar.update(self._steps, visible=False)
+
+    def _on_EpochStarted(self, e: EpochStarted) -> None:
+        self._epoch = (e.epoch, e.epochs)
+        if self._bar is not None:
+            self._bar.reset(
+                self._steps,
+                total=e.steps,
+                visible=True,
+                description=f"epoch {e.epoch}/{e.epochs}",
+                info="",
+            )
+
+    def _on_StepsDone(self, e: StepsDone) -> None:
+        if self._bar is not None:
+            self._bar.update(self._steps, advance=e.advance, info=f"loss {e.loss:.2f}")
+
+    def _on_EpochEnded(self, e: EpochEnded) -> None:
+        epoch, epochs = self._epoch
+        row = e.row
+        self.log(
+            f"    epoch {epoch}/{epochs}: train {row['train_total']:.2f}  "
+            f"val {row['val_total']:.2f} nats/img  val SSIM {row.get('val_ssim', float('nan')):.3f}"
+            f"  ({row['seconds']:.1f} s)"
+        )
+
+    def _on_Stage(self, e: Stage) -> None:
+        if self._bar is not None:
+            self._bar.update(self._steps, visible=True, description=e.text, info="")
+        else:
+            self.log(f"    {e.text}")
+
+    def _on_Message(self, e: Message) -> None:
+        self.log(e.text)

@@ -1,0 +1,430 @@
+"""The run store: the one owner of run directories.
+
+A benchmark output folder ``OUT`` holds one directory per run under
+``OUT/runs/<run_id>/``::
+
+    config.json          the run's configuration, its key and the store format version
+    status.json          running | done | failed | interrupted, reason, start/finish times
+    history.csv          one row per epoch (train/validation loss terms, image metrics)
+    metrics.json         every metric of the finished run (see `aebench metrics`)
+    weights.safetensors  the trained weights (best validation epoch)
+    latents.npz          test latent means (z) and labels (y)
+    latents_epochs.npz   validation latent means after every epoch
+    images/*.png         reconstructions, samples, interpolation, per-epoch snapshots
+    error.txt            the traceback of a failed run
+
+Everything is written through :class:`RunWriter` (atomically, file by file)
+and read through :class:`RunStore` (:meth:`RunStore.read`,
+:meth:`RunStore.records`), which never raises for a damaged run: it returns a
+:class:`RunRecord` whose ``corrupt`` says what is wrong, so listings, the
+results table and the report skip that run by name and go on with the others.
+
+Format versions: 1 is aebench 0.1.0 (no version recorded; read and upgraded in
+memory), 2 is this one. A run written by a newer aebench is reported, not
+guessed at.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import shutil
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aebench import io as aio
+from aebench.errors import DataError
+
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)
+STATUSES = ("running", "done", "failed", "interrupted")
+RUNS = "runs"
+IMAGE_NAMES = ("recon", "samples", "interp", "generated")
+REQUIRED_CONFIG = ("model", "dataset", "seed", "model_config")
+
+
+class RunFormatError(DataError):
+    """A run directory cannot be used: corrupt files or an unknown format version."""
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass
+class RunRecord:
+    """One run as read from disk. ``corrupt`` is None for a usable run, else why not."""
+
+    path: Path
+    run_id: str
+    config: dict[str, Any] = field(default_factory=dict)
+    status: str = "incomplete"
+    reason: str | None = None
+    started: str | None = None
+    finished: str | None = None
+    metrics: dict[str, Any] | None = None
+    history: list[dict[str, float | None]] = field(default_factory=list)
+    format_version: int | None = None
+    corrupt: str | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def done(self) -> bool:
+        return self.status == "done" and self.corrupt is None and self.metrics is not None
+
+    @property
+    def key(self) -> str | None:
+        return self.config.get("key")
+
+    @property
+    def images(self) -> dict[str, Path]:
+        folder = self.path / "images"
+        return {n: folder / f"{n}.png" for n in IMAGE_NAMES if (folder / f"{n}.png").is_file()}
+
+    @property
+    def epoch_frames(self) -> list[Path]:
+        folder = self.path / "images"
+        return sorted(folder.glob("recon_epoch_*.png")) if folder.is_dir() else []
+
+    def file(self, name: str) -> Path | None:
+        """``path / name`` if that file exists (``latents.npz``, ``weights.safetensors``)."""
+        p = self.path / name
+        return p if p.is_file() else None
+
+    @property
+    def not_applicable(self) -> set[str]:
+        return set((self.metrics or {}).get("not_applicable") or ())
+
+
+class RunWriter:
+    """Writes one run's files, each atomically. Obtained from :meth:`RunStore.start`."""
+
+    def __init__(self, path: Path, started: str) -> None:
+        self.path = path
+        self.started = started
+        self.images = path / "images"
+
+    def history(self, rows: list[dict[str, float]]) -> None:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+        aio.write_text(self.path / "history.csv", buf.getvalue())
+
+    def update_config(self, **values: Any) -> None:
+        """Add facts known only once the run started (``resolved_model_config``)."""
+        config = aio.read_json(self.path / "config.json")
+        aio.write_json(self.path / "config.json", {**config, **values})
+
+    def image_path(self, name: str) -> Path:
+        """Where image ``name`` (``recon``, ``recon_epoch_003``) goes; write it atomically."""
+        return self.images / f"{name}.png"
+
+    def arrays(self, name: str, **arrays: Any) -> None:
+        """``name.npz`` (compressed numpy arrays)."""
+        import numpy as np
+
+        def save(p: Path) -> None:
+            with open(p, "wb") as fh:
+                np.savez_compressed(fh, **arrays)
+
+        aio.save_with(self.path / f"{name}.npz", save)
+
+    def weights(self, model: Any) -> None:
+        from safetensors.torch import save_file
+
+        state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+        aio.save_with(self.path / "weights.safetensors", lambda p: save_file(state, str(p)))
+
+    def metrics(self, metrics: dict[str, Any]) -> None:
+        aio.write_json(self.path / "metrics.json", metrics)
+
+    def error(self, text: str) -> None:
+        aio.write_text(self.path / "error.txt", text)
+
+    def status(self, status: str, reason: str | None = None) -> None:
+        if status not in STATUSES:
+            raise ValueError(f"unknown run status {status!r}")
+        aio.write_json(
+            self.path / "status.json",
+            {
+                "status": status,
+                "reason": reason,
+                "started": self.started,
+                "finished": None if status == "running" else now(),
+            },
+        )
+
+
+class RunStore:
+    """The runs under one benchmark output folder (``root/runs/<run_id>/``)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.runs_dir = self.root / RUNS
+
+    @classmethod
+    def locate(cls, path: str | Path) -> tuple[RunStore, str | None]:
+        """The store holding ``path``: an output folder, its ``runs/`` folder, or one run
+        directory (then also that run's id). Raises a one-line DataError otherwise."""
+        path = Path(path)
+        if not path.exists():
+            raise DataError(f"{str(path)!r} does not exist")
+        if (path / "config.json").is_file() or (
+            path.parent.name == RUNS and path.parent.is_dir() and path.is_dir()
+        ):
+            return cls(path.parent.parent), path.name
+        if path.name == RUNS and path.is_dir():
+            return cls(path.parent), None
+        if (path / RUNS).is_dir():
+            return cls(path), None
+        raise DataError(
+            f"{str(path)!r} is not an aebench output folder (expected {path / RUNS}/<run_id>/) "
+            "nor a run directory"
+        )
+
+    # -- listing and reading ---------------------------------------------------
+    def path(self, run_id: str) -> Path:
+        return self.runs_dir / run_id
+
+    def run_ids(self) -> list[str]:
+        if not self.runs_dir.is_dir():
+            return []
+        return sorted(
+            p.name
+            for p in self.runs_dir.iterdir()
+            if p.is_dir() and not p.name.startswith(".") and any(p.iterdir())
+        )
+
+    def records(self, history: bool = True) -> list[RunRecord]:
+        """Every run, usable or not (check ``corrupt``), in run-id order."""
+        return [self.read(run_id, history=history) for run_id in self.run_ids()]
+
+    def __iter__(self) -> Iterator[RunRecord]:
+        return iter(self.records())
+
+    def find(self, key: str) -> RunRecord | None:
+        """The run whose configuration hashes to ``key`` (its id ends with ``_<key>``)."""
+        if not self.runs_dir.is_dir():
+            return None
+        for p in sorted(self.runs_dir.glob(f"*_{key}")):
+            if p.is_dir():
+                return self.read(p.name, history=False)
+        return None
+
+    def is_done(self, key: str) -> bool:
+        record = self.find(key)
+        return record is not None and record.done
+
+    def read(self, run_id: str, history: bool = True) -> RunRecord:
+        """Read one run; damaged files make ``corrupt`` say which and why, never raise."""
+        path = self.path(run_id)
+        record = RunRecord(path=path, run_id=run_id)
+        try:
+            _read_into(record, history)
+        except _Corrupt as exc:
+            record.corrupt = str(exc)
+            record.status = "corrupt"
+            record.reason = str(exc)
+        return record
+
+    def get(self, run_id: str) -> RunRecord:
+        """A usable, finished run, or a one-line RunFormatError saying why not."""
+        record = self.read(run_id, history=False)
+        if record.corrupt:
+            raise RunFormatError(f"run {run_id!r} is corrupt: {record.corrupt}")
+        if not record.done:
+            raise RunFormatError(
+                f"run {run_id!r} is not a finished run (status: {record.status}"
+                + (f", {record.reason}" if record.reason else "")
+                + ")"
+            )
+        return record
+
+    # -- writing ---------------------------------------------------------------
+    def start(self, run_id: str, config: dict[str, Any]) -> RunWriter:
+        """Begin (or redo) run ``run_id``: a clean directory, its config and status ``running``."""
+        path = self.path(run_id)
+        if path.exists():  # a failed, interrupted or forced run starts clean
+            shutil.rmtree(path)
+        (path / "images").mkdir(parents=True)
+        aio.write_json(path / "config.json", {"format_version": FORMAT_VERSION, **config})
+        writer = RunWriter(path, now())
+        writer.status("running")
+        return writer
+
+    def check_writable(self) -> None:
+        """Raise a one-line error when runs cannot be written under ``root``."""
+        from aebench.errors import ConfigError
+
+        try:
+            self.runs_dir.mkdir(parents=True, exist_ok=True)
+            probe = self.root / ".write-test"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as exc:
+            raise ConfigError(f"--out {self.root}: cannot write there ({exc.strerror})") from None
+
+    # -- models ----------------------------------------------------------------
+    def load_model(self, record: RunRecord | str, device: str = "cpu") -> Any:
+        """Rebuild a finished run's model from its config and weights (eval mode)."""
+        from aebench.api import create_model
+
+        record = self.get(record) if isinstance(record, str) else record
+        weights = record.file("weights.safetensors")
+        if weights is None:
+            raise RunFormatError(f"run {record.run_id!r} has no weights.safetensors")
+        shape = tuple(record.config.get("input_shape") or ())
+        if len(shape) != 3:
+            raise RunFormatError(f"run {record.run_id!r}: config.json lacks input_shape")
+        model = create_model(record.config["model"], shape, **record.config["model_config"])
+        try:
+            from safetensors.torch import load_file
+
+            model.load_state_dict(load_file(str(weights)))
+        except Exception as exc:  # SafetensorError, missing/mismatched keys, OSError
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise RunFormatError(
+                f"run {record.run_id!r}: weights.safetensors is corrupt or does not match "
+                f"the model ({type(exc).__name__}: {first})"
+            ) from None
+        return model.to(device).eval()
+
+
+# -- reading helpers ------------------------------------------------------------------
+class _Corrupt(Exception):
+    pass
+
+
+def _json_object(path: Path, what: str) -> dict[str, Any]:
+    try:
+        data = aio.read_json(path)
+    except FileNotFoundError:
+        raise _Corrupt(f"{what} is missing") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise _Corrupt(f"{what} is not valid JSON ({_first_line(exc)})") from None
+    if not isinstance(data, dict):
+        raise _Corrupt(f"{what} is not a JSON object")
+    return data
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _read_into(record: RunRecord, history: bool) -> None:
+    path = record.path
+    config = _json_object(path / "config.json", "config.json")
+    version = config.get("format_version", 1)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise _Corrupt(f"config.json has an invalid format_version {version!r}")
+    if version not in READABLE_FORMATS:
+        raise _Corrupt(
+            f"written in run format {version}, which this aebench (reads formats "
+            f"{READABLE_FORMATS[0]}-{READABLE_FORMATS[-1]}) does not know: upgrade aebench"
+        )
+    missing = [k for k in REQUIRED_CONFIG if k not in config]
+    if missing:
+        raise _Corrupt(f"config.json lacks {', '.join(missing)}")
+    if not isinstance(config["model_config"], dict):
+        raise _Corrupt("config.json's model_config is not an object")
+    record.format_version = version
+    record.config = upgrade_config(config) if version == 1 else config
+    record.run_id = str(config.get("run_id") or path.name)
+
+    status_path = path / "status.json"
+    if status_path.exists():
+        status = _json_object(status_path, "status.json")
+        if status.get("status") not in STATUSES:
+            raise _Corrupt(f"status.json has an unknown status {status.get('status')!r}")
+        record.status = status["status"]
+        record.reason = None if status.get("reason") is None else str(status["reason"])
+        record.started, record.finished = status.get("started"), status.get("finished")
+    else:
+        record.status = "incomplete"
+        record.reason = "no status.json: the run stopped before it was written"
+
+    metrics_path = path / "metrics.json"
+    if record.status == "done" or metrics_path.exists():
+        metrics = _json_object(metrics_path, "metrics.json")
+        record.metrics = upgrade_metrics(metrics, record.config) if version == 1 else metrics
+
+    history_path = path / "history.csv"
+    if history_path.exists():
+        rows = read_history(history_path)  # validates even when not kept
+        if history:
+            record.history = rows
+    elif record.status == "done":
+        record.problems.append("history.csv is missing")
+
+
+def read_history(path: Path) -> list[dict[str, float | None]]:
+    """``history.csv`` as one dict of floats per epoch (empty cells None, inf/nan None)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        rows = list(csv.DictReader(io.StringIO(text)))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise _Corrupt(f"history.csv is unreadable ({_first_line(exc)})") from None
+    out: list[dict[str, float | None]] = []
+    for i, raw in enumerate(rows, start=2):
+        if None in raw or "epoch" not in raw:
+            raise _Corrupt(f"history.csv is malformed (line {i} does not match its header)")
+        row: dict[str, float | None] = {}
+        for key, cell in raw.items():
+            if cell in (None, ""):
+                row[key.strip()] = None
+                continue
+            try:
+                value = float(cell)
+            except ValueError:
+                raise _Corrupt(
+                    f"history.csv line {i}: {key.strip()!r} is not a number ({cell[:20]!r})"
+                ) from None
+            row[key.strip()] = value if math.isfinite(value) else None
+        out.append(row)
+    return out
+
+
+# -- format 1 (aebench 0.1.0) ---------------------------------------------------
+_V1_METRIC_OPTIONS = ("fid_extractor", "fid_samples", "nll_k", "nll_samples", "probe_samples")
+
+
+def upgrade_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A format-1 config.json in this version's shape (in memory; the file is untouched)."""
+    out = dict(config)
+    out["metric_options"] = {k: out.pop(k) for k in _V1_METRIC_OPTIONS if k in out}
+    beta = out.pop("beta", None)
+    out.pop("latent_dim", None)
+    out.pop("likelihood", None)
+    out["shown_options"] = ["latent_dim"] + (["beta"] if beta is not None else [])
+    out.setdefault("dataset_options", {})
+    return out
+
+
+def upgrade_metrics(metrics: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """Format 1 stored 0 for an AE's KL and None for its NLL: mark both not applicable;
+    its ``prior`` (how samples are drawn) is now ``sampler``."""
+    out = dict(metrics)
+    if "prior" in out:  # how samples were drawn: renamed in format 2
+        out["sampler"] = out.pop("prior")
+    na = list(out.get("not_applicable") or [])
+    if out.get("regulariser") == "none":
+        for key in ("test_reg", "nll", "nll_bpd"):
+            out[key] = None
+            if key not in na:
+                na.append(key)
+    out["not_applicable"] = na
+    return out
+
+
+def records_by_status(records: Iterable[RunRecord]) -> dict[str, list[RunRecord]]:
+    """Records grouped: ``done``, ``corrupt`` and ``other`` (failed, running, ...)."""
+    out: dict[str, list[RunRecord]] = {"done": [], "corrupt": [], "other": []}
+    for r in records:
+        out["done" if r.done else "corrupt" if r.corrupt else "other"].append(r)
+    return out
