@@ -23,7 +23,7 @@ import torch
 
 import aebench
 from aebench.datasets.base import ImageSet
-from aebench.metrics import evaluate
+from aebench.metrics import EvalContext, evaluate
 
 
 def load_data(data_dir: str) -> tuple[ImageSet, ImageSet, str]:
@@ -73,7 +73,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     train, test, source = load_data(args.data_dir)
     torch.manual_seed(0)
-    model = aebench.get_model(args.model, input_shape=train.shape)
+    model = aebench.create_model(args.model, train.shape)
     print(f"data: {source}; model {args.model}; torch threads {torch.get_num_threads()}")
     if not args.skip_epoch:
         print(
@@ -89,7 +89,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as cache:
         os.environ["AEBENCH_CACHE_DIR"] = cache
         for label in ("cold (train classifier, reference stats)", "warm (cached)"):
-            out = evaluate(model, train, test, **kw)
+            out = evaluate(EvalContext.create(model, train, test, **kw))
             parts = ", ".join(f"{k} {v:.2f}" for k, v in out["eval_timings"].items())
             print(f"evaluate {label}: {out['eval_seconds']:.1f} s  [{parts}]")
         print(

@@ -78,7 +78,7 @@ def bench_model(
 ) -> tuple[float, float]:
     """(aebench img/s, bare img/s) for model ``name`` from median step times."""
     torch.manual_seed(0)
-    model = aebench.get_model(name, input_shape=shape, likelihood="bernoulli")
+    model = aebench.create_model(name, shape, likelihood="bernoulli")
     bare_model = copy.deepcopy(model)
     model.train()
     bare_model.train()
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     print("-" * len(header))
     failed = []
     for spec in specs:
-        probe = aebench.get_model(spec.name, input_shape=shape)
+        probe = aebench.create_model(spec.name, shape)
         if not (hasattr(probe, "encoder") and hasattr(probe, "decoder")):
             print(f"{spec.name:<14} skipped: no .encoder/.decoder modules for the bare loop")
             continue

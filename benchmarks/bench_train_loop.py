@@ -74,7 +74,7 @@ def main() -> int:
     for name in aebench.list_models():
         if name.name not in args.models.split(","):
             continue
-        model = aebench.get_model(name.name, (1, 28, 28))
+        model = aebench.create_model(name.name, (1, 28, 28))
         bare_epoch(model, images[: 8 * args.batch_size], args.batch_size, 0)  # warm-up
         ours, bare = [], []
         for r in range(args.repeats):

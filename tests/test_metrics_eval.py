@@ -9,10 +9,10 @@ import pytest
 import torch
 
 import aebench
-from aebench.metrics import METRIC_INFO, EvalContext, evaluate
+from aebench.metrics import EvalContext, column_specs, evaluate, metric_specs, resolve_options
 from aebench.metrics.losses import loss_metrics
 from aebench.models.base import AutoEncoder, Encoding, ModelConfig
-from aebench.specs import MetricSpec
+from aebench.specs import MetricColumn, MetricSpec
 
 
 class PixelAE(AutoEncoder):
@@ -65,38 +65,46 @@ def test_bits_per_dim_definition(digits):
     assert ae["recon"] == pytest.approx(float(direct), rel=1e-6)
 
 
+def _evaluate(model, train, test, **kwargs):
+    return evaluate(EvalContext.create(model, train, test, **kwargs))
+
+
 def test_evaluate_without_fid_keys_and_json(digits):
     train, test = digits
     model = PixelAE((1, 8, 8))
     model.train()
-    out = evaluate(model, train, test, fid_samples=0, probe_samples=500)
+    out = _evaluate(model, train, test, fid_samples=0, probe_samples=500)
     assert model.training  # mode restored
     json.dumps(out, allow_nan=False)
     assert out["fid"] is None and out["fid_extractor"] is None and out["fid_samples"] is None
-    assert out["nll"] is None and out["nll_bpd"] is None  # no IWAE bound for this model
+    # no IWAE bound and no regulariser: not applicable, stored as null, never 0
+    assert out["nll"] is None and out["nll_bpd"] is None and out["test_reg"] is None
+    assert set(out["not_applicable"]) == {"test_reg", "nll", "nll_bpd"}
+    assert "fid" not in out["not_applicable"]  # skipped by its budget, not inapplicable
     # reconstruction is 0.05 + 0.9 x: MSE per pixel is mean((0.05 - 0.1 x)^2)
     x = test.batch(slice(None)).double()
     assert out["test_mse"] == pytest.approx(float(((0.05 - 0.1 * x) ** 2).mean()))
     assert out["test_ssim"] > 0.9 and out["test_psnr"] > 20
     assert set(out["per_class"]) == set(test.class_names)
     assert 0.85 < out["probe_acc"] <= 1.0  # pixels are linearly separable digits
-    assert out["eval_seconds"] > 0 and set(out["eval_timings"]) >= {"losses", "image", "probe"}
+    assert out["eval_seconds"] > 0
+    assert set(out["eval_timings"]) >= {"losses", "reconstruction", "probe"}
     numeric = {k for k, v in out.items() if isinstance(v, float)}
-    assert numeric <= set(METRIC_INFO) | {"nll_k"}
+    assert numeric <= {c.key for c in column_specs()}  # every number is a declared column
 
 
 def test_evaluate_vae_with_fid_is_deterministic(digits):
     train, test = digits
     torch.manual_seed(0)
-    model = aebench.get_model("vae-mlp", input_shape=(1, 8, 8), latent_dim=4)
+    model = aebench.create_model("vae-mlp", (1, 8, 8), latent_dim=4)
     kw = {"fid_samples": 200, "nll_k": 5, "nll_samples": 50, "probe_samples": 300}
     small_train = train.subset(slice(0, 600))  # classifier trains on this: cheap
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        a = evaluate(model, small_train, test, seed=3, **kw)
-        b = evaluate(model, small_train, test, seed=3, **kw)
-        c = evaluate(model, small_train, test, seed=4, **kw)
+        a = _evaluate(model, small_train, test, seed=3, **kw)
+        b = _evaluate(model, small_train, test, seed=3, **kw)
+        c = _evaluate(model, small_train, test, seed=4, **kw)
     finally:
         torch.set_num_threads(threads)
     drop = {"eval_seconds", "eval_timings"}
@@ -109,6 +117,7 @@ def test_evaluate_vae_with_fid_is_deterministic(digits):
     assert a["fid_grayscale"].startswith("native") and a["fid_prior"]
     assert a["nll_k"] == 5 and a["nll_samples"] == 50 and a["nll"] > 0
     assert a["nll_bpd"] == pytest.approx(a["nll"] / (64 * math.log(2)))
+    assert a["not_applicable"] == []
     json.dumps(a, allow_nan=False)
 
 
@@ -123,23 +132,82 @@ def test_plugin_metrics_get_context_and_are_isolated(digits):
     def bad(ctx: EvalContext) -> dict[str, float]:
         raise RuntimeError("boom")
 
-    specs = [MetricSpec("good", good), MetricSpec("bad", bad)]
-    out = evaluate(
-        PixelAE((1, 8, 8)),
-        train,
-        test,
-        fid_samples=0,
-        probe_samples=200,
-        seed=7,
-        extra_metrics=specs,
-    )
+    specs = [
+        *metric_specs(),
+        MetricSpec("good", good, columns=(MetricColumn("n_pixels", "Pixels"),)),
+        MetricSpec("bad", bad, columns=(MetricColumn("bad_value", "Bad"),)),
+    ]
+    ctx = EvalContext.create(PixelAE((1, 8, 8)), train, test, fid_samples=0, probe_samples=200)
+    ctx.seed = 7
+    out = evaluate(ctx, specs)
     assert seen[0].seed == 7 and seen[0].dataset == "digits" and seen[0].device.type == "cpu"
     assert out["n_pixels"] == 64.0
     assert out["good.test_mse"] == 1.0 and out["test_mse"] != 1.0  # no silent overwrite
-    assert out["bad_error"] == "RuntimeError: boom"
+    assert out["bad_error"] == "RuntimeError: boom" and out["bad_value"] is None
 
 
-def test_bad_fid_extractor_rejected_before_work(digits):
+def test_a_failing_builtin_metric_fails_the_evaluation(digits):
     train, test = digits
-    with pytest.raises(aebench.errors.ConfigError, match="unknown FID extractor"):
-        evaluate(PixelAE((1, 8, 8)), train, test, fid_extractor="nope")
+
+    class Exploding(PixelAE):
+        def loss_terms(self, x):
+            terms = super().loss_terms(x)
+            terms["recon"] = terms["recon"] * float("inf")
+            return terms
+
+    with pytest.raises(FloatingPointError, match="test_recon is not finite"):
+        _evaluate(Exploding((1, 8, 8)), train, test, fid_samples=0, probe_samples=0)
+
+
+def test_inapplicable_metric_is_not_called(digits):
+    train, test = digits
+    calls = []
+
+    def never(ctx):
+        calls.append(ctx)
+        return {"only_kl": 1.0}
+
+    spec = MetricSpec(
+        "kl-only",
+        never,
+        columns=(MetricColumn("only_kl", "Only KL"),),
+        applies_to=lambda ctx: ctx.model.regulariser == "kl",
+    )
+    out = evaluate(EvalContext.create(PixelAE((1, 8, 8)), train, test), [spec])
+    assert calls == [] and out["only_kl"] is None and out["not_applicable"] == ["only_kl"]
+    out = evaluate(EvalContext.create(PixelKL((1, 8, 8)), train, test), [spec])
+    assert len(calls) == 1 and out["only_kl"] == 1.0 and out["not_applicable"] == []
+
+
+def test_bad_budgets_are_rejected_before_work(digits):
+    train, test = digits
+    with pytest.raises(aebench.errors.ConfigError, match="unknown value 'nope'"):
+        _evaluate(PixelAE((1, 8, 8)), train, test, fid_extractor="nope")
+    with pytest.raises(aebench.errors.ConfigError, match="--nll-k must be >= 1"):
+        _evaluate(PixelAE((1, 8, 8)), train, test, nll_k=0)
+    with pytest.raises(aebench.errors.ConfigError, match=r"did you mean fid_samples\?"):
+        _evaluate(PixelAE((1, 8, 8)), train, test, fid_sample=3)
+
+
+def test_profiles_set_each_metrics_budget():
+    smoke, full = resolve_options("smoke"), resolve_options("full")
+    assert smoke["fid_samples"] < full["fid_samples"] and smoke["nll_k"] < full["nll_k"]
+    assert resolve_options("smoke", {"fid_samples": "0"})["fid_samples"] == 0
+
+
+def test_a_plugin_cannot_redeclare_a_builtin_column():
+    from aebench.plugins import get_plugins
+
+    class Clash:
+        @aebench.hookimpl
+        def register_metrics(self, register):
+            register(MetricSpec("mine", lambda ctx: {}, columns=(MetricColumn("test_mse", "M"),)))
+
+    plugins = get_plugins()
+    with pytest.warns(UserWarning, match="metric column 'test_mse' is declared twice"):
+        plugins.register(Clash(), "clash")
+    try:
+        assert "mine" not in plugins.metrics and plugins.infos["clash"].error
+        assert "reconstruction" in plugins.metrics  # the built-in keeps working
+    finally:
+        plugins.unregister("clash")

@@ -67,7 +67,7 @@ def test_run_stores_every_run_and_the_results_table(capsys, tmp_path):
     assert (table["status"] == "done").all()
     vae = table[table.model == "vae-mlp"].iloc[0]
     ae = table[table.model == "ae-mlp"].iloc[0]
-    assert vae.test_reg > 0 and ae.test_reg == 0  # KL for the VAE, nothing for the AE
+    assert vae.test_reg > 0 and pd.isna(ae.test_reg)  # KL for the VAE; not applicable to an AE
     assert vae.test_total == pytest.approx(vae.test_recon + vae.test_reg)
     assert pd.isna(ae.nll) and vae.nll > 0
     assert 0 <= vae.test_ssim <= 1 and vae.probe_acc > 0.3
@@ -85,13 +85,13 @@ def test_same_seed_same_numbers_and_weights_reload(capsys, tmp_path):
     assert a.test_total.iloc[0] == b.test_total.iloc[0]
     assert a.test_ssim.iloc[0] == b.test_ssim.iloc[0]
 
-    from aebench.runner import load_weights
+    from aebench.store import RunStore
 
-    run_dir = next((tmp_path / "a" / "runs").iterdir())
-    config = json.loads((run_dir / "config.json").read_text())
-    model = load_weights(aebench.get_model("vae-cnn", (1, 8, 8), **config["model_config"]), run_dir)
+    store = RunStore(tmp_path / "a")
+    (run_id,) = store.run_ids()
+    model = store.load_model(run_id)
     x = aebench.get_dataset("digits", "test").batch(slice(0, 4))
-    assert model.reconstruct(x).shape == x.shape
+    assert model.reconstruct(x).shape == x.shape and not model.training
 
 
 def test_rerun_skips_finished_runs_and_force_redoes_them(capsys, tmp_path):
@@ -112,7 +112,7 @@ def test_interrupted_benchmark_resumes_to_the_same_table(capsys, tmp_path, monke
 
     import aebench.runner as runner
 
-    real, calls = runner.execute, {"n": 0}
+    real, calls = runner.execute_run, {"n": 0}
 
     def killed_on_third(*a, **k):
         calls["n"] += 1
@@ -120,12 +120,12 @@ def test_interrupted_benchmark_resumes_to_the_same_table(capsys, tmp_path, monke
             raise KeyboardInterrupt
         return real(*a, **k)
 
-    monkeypatch.setattr(runner, "execute", killed_on_third)
+    monkeypatch.setattr(runner, "execute_run", killed_on_third)
     code, err = cli(capsys, *args, "--out", str(tmp_path / "resumed"))
     assert code == 130 and "finished runs are kept" in err
     partial = pd.read_csv(tmp_path / "resumed" / "results.csv")
     assert (partial.status == "done").sum() == 2  # the table was rebuilt on the way out
-    monkeypatch.setattr(runner, "execute", real)
+    monkeypatch.setattr(runner, "execute_run", real)
     code, err = cli(capsys, *args, "--out", str(tmp_path / "resumed"))
     assert code == 0 and "2 of 4 runs already finished" in err
 
@@ -184,14 +184,17 @@ def test_diverging_model_is_recorded_as_failed_and_others_continue(capsys, tmp_p
         (("--models", "vea"), "unknown model 'vea' (did you mean vae?)"),
         (("--datasets", "digts"), "unknown dataset 'digts' (did you mean digits?)"),
         (("--latent-dims", "2,x"), "--latent-dims: expected comma-separated integers"),
-        (("--latent-dims", "0"), "--latent-dims: expected positive integers"),
+        (("--latent-dims", "0"), "latent_dim must be a positive integer, got 0"),
         (("--epochs", "0"), "--epochs must be > 0"),
         (("--lr", "-1"), "--lr must be > 0"),
-        (("--betas", "0"), "--betas must be > 0"),
+        (("--lr", "nan"), "--lr: expected a finite number"),
+        (("--val-size", "1.5"), "--val-size must be a fraction between 0 and 1"),
+        (("--batch-size", "0"), "--batch-size must be > 0"),
+        (("--models", "beta-vae-mlp", "--betas", "-1"), "beta must be a finite number >= 0"),
         (("--device", "cuda"), "--device cuda: CUDA is not available"),
         (("--device", "tpu"), "unknown device 'tpu'"),
         (("--profile", "quik"), "unknown profile 'quik' (did you mean quick?)"),
-        (("--fid-extractor", "inception"), "unknown FID extractor 'inception'"),
+        (("--fid-extractor", "inception"), "--fid-extractor: unknown value 'inception'"),
         (("--likelihood", "poisson"), "likelihood must be one of bernoulli, gaussian"),
         (
             ("--datasets", "digits,mnist", "--data-dir", "{empty}"),
@@ -201,9 +204,22 @@ def test_diverging_model_is_recorded_as_failed_and_others_continue(capsys, tmp_p
         (("--fid-extractor", "inception-v3-compat", "--fid-samples", "10"), "needs its weights"),
         (("--datasets", "folder:{flat}", "--fid-samples", "10"), "has no class labels"),
         (("--datasets", "folder:{empty}"), "does not exist"),
-        (("--betas", "4"), "--betas: none of the selected models has a β"),
-        (("--dataset-options", "size=8"), "dataset 'digits' got unknown option(s) size"),
-        (("--dataset-options", "size"), "--dataset-options: expected KEY=VALUE pairs"),
+        (("--betas", "4"), "model option 'beta': none of the selected models (vae-mlp) has it"),
+        (("-o", "beta=1,2"), "beta-vae-mlp, beta-vae-cnn do"),
+        (("--models", "beta-vae-mlp", "-o", "bta=1"), "unknown model option 'bta' (did you"),
+        (("-o", "latent_dim=2,x"), "option latent_dim: expected an integer, got 'x'"),
+        (("-o", "latent_dim"), "--model-option: expected KEY=VALUE"),
+        (("--models", "vae-cnn", "--hidden-dims", "32,64"), "cnn hidden_dims must be"),
+        (("--models", "ae-mlp", "--hidden-dims", "0"), "hidden_dims must be positive"),
+        (("--metric-option", "nll_k=0"), "--nll-k must be >= 1"),
+        (("--metric-option", "fid_sample=1"), "unknown metric option 'fid_sample'"),
+        (("--dataset-options", "size=8"), "dataset 'digits' has no option 'size'"),
+        (("--dataset-options", "size"), "--dataset-options: expected [DATASET:]KEY=VALUE pairs"),
+        (("--dataset-options", "mnist:size=8"), "no selected dataset is called 'mnist'"),
+        (
+            ("--datasets", "folder:{flat}", "--no-fid", "--dataset-options", "folder:size=-2"),
+            "size",
+        ),
     ],
 )
 def test_bad_options_fail_before_any_training(capsys, tmp_path, args, message):
@@ -247,8 +263,8 @@ def test_suite_file_defines_the_grid_and_cli_overrides_it(tmp_path):
     assert {r.epochs for r in runs} == {1}
     # vae: 2 dims x 2 seeds; beta-vae: 2 betas x 2 seeds; ae ignores betas: 2 seeds
     assert len(runs) == 4 + 4 + 2
-    assert {r.beta for r in runs if r.model == "beta-vae-mlp"} == {0.5, 4.0}
-    assert {r.beta for r in runs if r.model == "ae-mlp"} == {None}
+    assert {r.model_config["beta"] for r in runs if r.model == "beta-vae-mlp"} == {0.5, 4.0}
+    assert all("beta" not in r.model_config for r in runs if r.model == "ae-mlp")
     assert len({r.run_id for r in runs}) == len(runs)
 
     suite.write_text('epoch = 3\nmodels = ["vae"]\n')
@@ -297,7 +313,7 @@ def test_own_image_folder_with_loader_options_from_the_cli(capsys, tmp_path):
     (run,) = (tmp_path / "o" / "runs").iterdir()
     config = json.loads((run / "config.json").read_text())
     assert config["input_shape"] == [1, 8, 8]
-    assert config["dataset_options"] == {"channels": "1", "size": "8"}
+    assert config["dataset_options"] == {"channels": 1, "size": [8, 8]}
     # Other loader options are another run (a different key), not a skipped one.
     code, err = cli(capsys, *args, "--dataset-options", "size=6,channels=3")
     assert code == 0 and "1 run(s) done, 0 skipped" in err

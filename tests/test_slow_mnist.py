@@ -56,7 +56,7 @@ def test_mnist_subset_end_to_end(shared_data, tmp_path):
     assert 100 < vae.test_total < 200
     assert vae.nll <= vae.test_total + 1e-6  # the IWAE bound is at least the ELBO
     assert vae.test_ssim > 0.35 and vae.probe_acc > 0.6
-    assert table.loc["ae-cnn"].test_reg == 0 and pd.isna(table.loc["ae-cnn"].nll)
+    assert pd.isna(table.loc["ae-cnn"].test_reg) and pd.isna(table.loc["ae-cnn"].nll)  # n/a
     assert vae.fid_samples == 1000 and vae.fid_reference == 10000
     assert vae.fid_extractor.startswith("aebench-classifier") and vae.fid > 0
     assert (tmp_path / "site" / "index.html").is_file()

@@ -1,0 +1,145 @@
+"""The metrics registry: one spec per metric, and everything generated from it.
+
+A metric registered by a (temporary) plugin must reach results.csv,
+results.parquet, the leaderboard and `aebench metrics` with no other edit;
+README's metric tables must equal what the registry generates.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import aebench
+from aebench.cli import main
+from aebench.metrics import column_specs, markdown, metric_specs
+from aebench.plugins import get_plugins
+from aebench.specs import GROUPS, MetricColumn, MetricOption, MetricSpec
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+
+
+def mean_brightness(ctx) -> dict[str, float]:
+    """A plugin metric: mean pixel value of the model's samples (needs a budget)."""
+    samples = ctx.samples(ctx.option("brightness_samples"))
+    return {"sample_brightness": float(samples.float().mean() / 255), "brightness_note": "ok"}
+
+
+class BrightnessPlugin:
+    @aebench.hookimpl
+    def register_metrics(self, register):
+        register(
+            MetricSpec(
+                "brightness",
+                mean_brightness,
+                description="Mean pixel value of samples",
+                columns=(
+                    MetricColumn(
+                        "sample_brightness",
+                        "Brightness",
+                        "0-1",
+                        "max",
+                        "Mean pixel value of generated samples",
+                        group="samples",
+                    ),
+                ),
+                options=(
+                    MetricOption(
+                        "brightness_samples",
+                        int,
+                        64,
+                        "samples drawn",
+                        profiles={"smoke": 32},
+                        minimum=1,
+                    ),
+                ),
+            )
+        )
+
+
+@pytest.fixture
+def brightness():
+    plugins = get_plugins()
+    plugins.register(BrightnessPlugin(), "brightness")
+    try:
+        yield
+    finally:
+        plugins.unregister("brightness")
+
+
+def cli(capsys, *args: str) -> tuple[int, str, str]:
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    cap = capsys.readouterr()
+    return code, cap.out, cap.err
+
+
+def test_builtin_metrics_register_through_the_hook():
+    builtin = [s for s in metric_specs() if s.plugin.endswith("(built-in)")]
+    assert [s.name for s in builtin] == ["losses", "reconstruction", "fid", "nll", "probe", "cost"]
+    info = get_plugins().infos["aebench.metrics.fid"]
+    assert info.hooks == ["register_metrics"] and info.builtin
+    for col in column_specs():
+        assert col.label and col.definition and col.group in GROUPS, col.key
+        assert col.direction in ("min", "max", None)
+
+
+def test_a_plugin_metric_reaches_table_parquet_site_and_listing(brightness, capsys, tmp_path):
+    code, _, err = cli(
+        capsys,
+        "run",
+        "--models",
+        "ae-mlp,vae-mlp",
+        "--datasets",
+        "digits",
+        "--profile",
+        "smoke",
+        "--epochs",
+        "1",
+        "--no-fid",
+        "--metric-option",
+        "brightness_samples=16",
+        "--out",
+        str(tmp_path),
+    )
+    assert code == 0, err
+    for table in (
+        pd.read_csv(tmp_path / "results.csv"),
+        pd.read_parquet(tmp_path / "results.parquet"),
+    ):
+        assert table["sample_brightness"].between(0, 1).all()
+        columns = list(table.columns)
+        # in registry order: after the built-in metric columns, before the runner's times
+        assert columns.index("probe_acc") < columns.index("sample_brightness")
+        assert columns.index("sample_brightness") < columns.index("train_seconds")
+    config = json.loads(next((tmp_path / "runs").glob("*/config.json")).read_text())
+    assert config["metric_options"]["brightness_samples"] == 16
+
+    index = (tmp_path / "site" / "index.html").read_text()
+    header = re.search(r"<th[^>]*data-key=\"sample_brightness\"[^>]*>.*?</th>", index, re.S)
+    assert header, "the leaderboard has a column for the plugin metric"
+    assert "Brightness" in header.group(0) and "↑" in header.group(0)
+    assert "Mean pixel value of generated samples" in header.group(0)  # tooltip
+
+    code, out, _ = cli(capsys, "metrics", "--json")
+    listed = {s["name"]: s for s in json.loads(out)}
+    assert listed["brightness"]["columns"][0]["label"] == "Brightness"
+    assert listed["brightness"]["options"][0]["profiles"] == {"smoke": 32}
+
+
+def test_readme_metric_tables_are_generated_from_the_registry():
+    builtin = [s for s in metric_specs() if s.plugin.endswith("(built-in)")]
+    block = re.search(
+        r"<!-- metrics:start.*?-->\n(.*?)<!-- metrics:end -->", README, re.S
+    )
+    assert block, "README.md must hold the generated metric tables between metrics markers"
+    assert block.group(1) == markdown(builtin), (
+        "README's metric tables are stale: paste `aebench metrics --markdown` between the markers"
+    )

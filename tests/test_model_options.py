@@ -1,0 +1,229 @@
+"""Any model-config field is an option users set and sweep: CLI, suite file, Python API."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+
+import pandas as pd
+import pytest
+
+import aebench
+from aebench.cli import main
+from aebench.errors import ConfigError
+from aebench.models.vae import VAE, VAEConfig
+from aebench.plan import Options, load_suite, plan
+from aebench.plugins import get_plugins
+from aebench.specs import ModelSpec
+
+FAST = ["--datasets", "digits", "--epochs", "1", "--no-fid", "--no-report"]
+FAST += ["--probe-samples", "0", "--nll-samples", "0"]
+
+
+def cli(capsys, *args: str) -> tuple[int, str]:
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    return code, capsys.readouterr().err
+
+
+@dataclass
+class NoisyConfig(VAEConfig):
+    """A plugin family's own options: a float, a bool and a tuple."""
+
+    noise: float = field(default=0.1, metadata={"help": "input noise"})
+    tied: bool = False
+    widths: tuple[int, ...] = (4, 2)
+
+
+@pytest.fixture
+def noisy():
+    """A throwaway plugin registering ``noisy-mlp`` whose config has its own options."""
+
+    class Plugin:
+        @aebench.hookimpl
+        def register_models(self, register):
+            register(
+                ModelSpec("noisy-mlp", "noisy", "mlp", NoisyConfig, lambda c, s: VAE(c, s, "mlp"))
+            )
+
+    plugins = get_plugins()
+    plugins.register(Plugin(), "noisy")
+    try:
+        yield
+    finally:
+        plugins.unregister("noisy")
+
+
+def configs(runs, model):
+    return [r.model_config for r in runs if r.model == model]
+
+
+def test_sweeps_expand_into_the_grid_with_typed_values(noisy):
+    runs = plan(
+        [
+            Options(
+                models=["noisy-mlp", "vae-mlp"],
+                datasets=["digits"],
+                model_options={"noise": "0.5,1", "tied": ["true"], "latent_dim": [2, 4]},
+            )
+        ],
+        device="cpu",
+    )
+    noisy_runs = configs(runs, "noisy-mlp")
+    assert len(noisy_runs) == 4 and len(configs(runs, "vae-mlp")) == 2  # vae has no noise
+    assert {(c["noise"], c["latent_dim"]) for c in noisy_runs} == {
+        (0.5, 2),
+        (0.5, 4),
+        (1, 2),
+        (1, 4),
+    }
+    assert all(c["tied"] is True and isinstance(c["noise"], float) for c in noisy_runs)
+    assert len({r.key for r in runs}) == 6  # the key covers every option
+    labels = [r.label for r in runs if r.model == "noisy-mlp"]
+    assert "noisy-mlp on digits (z=2, noise=0.5, tied=True, seed 0)" in labels
+    assert any("_noise0.5_" in r.run_id for r in runs)
+
+
+def test_list_options_one_value_or_a_sweep(noisy):
+    def widths(raw):
+        runs = plan(
+            [Options(models=["noisy-mlp"], datasets=["digits"], model_options={"widths": raw})],
+            device="cpu",
+        )
+        return [r.model_config["widths"] for r in runs]
+
+    assert widths("8,4") == [[8, 4]]  # text as typed on the command line: one value
+    assert widths("[8,4],[3]") == [[8, 4], [3]]  # brackets: a sweep
+    assert widths([8, 4]) == [[8, 4]]  # a flat list (suite, API): one value
+    assert widths([[8, 4], [3]]) == [[8, 4], [3]]
+
+
+def test_every_option_is_in_the_key():
+    def key(**opts):
+        (run,) = plan(
+            [Options(models=["vae-mlp"], datasets=["digits"], model_options=opts)], device="cpu"
+        )
+        return run.key
+
+    base = key()
+    assert key(gaussian_var=[0.25]) != base
+    assert key(likelihood=["gaussian"]) != base
+    assert key(latent_dim=[16]) == base  # the default, given explicitly: the same run
+
+
+@pytest.mark.parametrize(
+    ("opts", "message"),
+    [
+        ({"nois": ["1"]}, "unknown model option 'nois' (did you mean noise?)"),
+        ({"noise": ["loud"]}, "option noise: expected a number, got 'loud'"),
+        ({"tied": ["maybe"]}, "option tied: expected true or false"),
+        ({"beta": ["2"]}, "none of the selected models (noisy-mlp) has it"),
+    ],
+)
+def test_option_errors_name_the_option(noisy, opts, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        plan([Options(models=["noisy-mlp"], datasets=["digits"], model_options=opts)], "cpu")
+
+
+def test_cli_sweep_reaches_results_with_one_column_per_varied_option(capsys, tmp_path):
+    code, err = cli(
+        capsys,
+        "run",
+        "--models",
+        "beta-vae-mlp,ae-mlp",
+        *FAST,
+        "-o",
+        "beta=0.5,2",
+        "-o",
+        "gaussian_var=0.25",
+        "--out",
+        str(tmp_path),
+    )
+    assert code == 0, err
+    table = pd.read_csv(tmp_path / "results.csv")
+    assert len(table) == 3  # beta-vae x 2 betas, ae once (it has no beta)
+    assert {"beta", "gaussian_var", "latent_dim", "likelihood"} <= set(table.columns)
+    betas = table.set_index("run_id")["beta"]
+    assert sorted(betas.dropna()) == [0.5, 2.0] and betas.isna().sum() == 1
+    assert set(table["gaussian_var"]) == {0.25}
+    # the prior of the AE varies against the VAEs' (absent): named, not confused
+    assert "model.sampler" not in table.columns and "sampler" in table.columns
+
+
+def test_rerun_with_a_default_spelled_out_finds_the_finished_run(capsys, tmp_path):
+    args = ["run", "--models", "beta-vae-mlp", *FAST, "--out", str(tmp_path)]
+    assert cli(capsys, *args)[0] == 0
+    code, err = cli(capsys, *args, "--betas", "4")  # 4 is the default: same configuration
+    assert code == 0 and "1 of 1 runs already finished" in err
+
+
+def test_suite_file_sweeps_model_options(tmp_path):
+    suite = tmp_path / "s.toml"
+    suite.write_text(
+        'models = ["beta-vae-mlp"]\ndatasets = ["digits"]\n'
+        "model_options = { beta = [0.5, 4], gaussian_var = 0.25 }\n"
+        "[[grid]]\nlatent_dims = [2]\n"
+        '[[grid]]\nmodel_options = { beta = [1] }\nlikelihood = "gaussian"\n'
+        "dataset_options = { digits = {} }\nfid_samples = 0\n"
+    )
+    _, grids = load_suite(suite)
+    runs = plan(grids, device="cpu")
+    got = sorted(
+        (r.model_config["beta"], r.model_config["latent_dim"], r.model_config["likelihood"])
+        for r in runs
+    )
+    assert got == [(0.5, 2, "bernoulli"), (1.0, 16, "gaussian"), (4.0, 2, "bernoulli")]
+    assert all(r.model_config["gaussian_var"] == 0.25 for r in runs)
+    assert {r.metric_options["fid_samples"] for r in runs} == {0, 5000}
+
+    suite.write_text('models = ["vae"]\ndatasets = ["digits"]\nbetas = [1]\n')
+    with pytest.raises(ConfigError, match="none of the selected models"):
+        plan(load_suite(suite)[1], device="cpu")
+    suite.write_text('models = ["beta-vae"]\nbetas = [1]\nmodel_options = { beta = [2] }\n')
+    with pytest.raises(ConfigError, match="betas and model option 'beta' are both given"):
+        load_suite(suite)
+
+
+def test_python_api_runs_a_sweep(tmp_path):
+    summary = aebench.run(
+        "beta-vae-mlp",
+        "digits",
+        out=tmp_path,
+        epochs=1,
+        report=False,
+        model_options={"beta": [0.5, 1], "hidden_dims": [32, 16]},
+        metric_options={"fid_samples": 0, "probe_samples": 0, "nll_samples": 0},
+    )
+    assert [o.status for o in summary.outcomes] == ["done", "done"]
+    resolved = [
+        json.loads((p / "config.json").read_text())["resolved_model_config"]
+        for p in sorted((tmp_path / "runs").iterdir())
+    ]
+    assert [r["beta"] for r in resolved] == [0.5, 1.0]
+    assert all(r["hidden_dims"] == [32, 16] for r in resolved)
+
+
+def test_batch_size_beyond_the_training_set_is_recorded_as_used(capsys, tmp_path):
+    code, err = cli(
+        capsys, "run", "--models", "ae-mlp", *FAST, "--batch-size", "100000", "--out", str(tmp_path)
+    )
+    assert code == 0, err
+    assert "using batches of 1293" in err  # 1437 train images less 144 for validation
+    (run,) = (tmp_path / "runs").iterdir()
+    assert json.loads((run / "config.json").read_text())["batch_size"] == 1293
+    assert pd.read_csv(tmp_path / "results.csv")["batch_size"].tolist() == [1293]
+
+
+def test_models_command_lists_options(capsys):
+    try:
+        main(["models", "beta-vae-mlp", "--json"])
+    except SystemExit as exc:  # pragma: no cover
+        assert not exc.code
+    (row,) = json.loads(capsys.readouterr().out)
+    options = {o["name"]: o for o in row["options"]}
+    assert options["beta"]["default"] == 4.0 and options["beta"]["type"] == "float"
+    assert "KL" in options["beta"]["help"] and options["hidden_dims"]["default"] is None
