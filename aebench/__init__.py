@@ -32,8 +32,8 @@ if TYPE_CHECKING:  # pragma: no cover  (names for type checkers; loaded lazily b
         model_spec,
         run,
     )
-    from aebench.metrics import metric_specs as list_metrics  # noqa: F401
     from aebench.datasets.base import ImageSet  # noqa: F401
+    from aebench.metrics import metric_specs as list_metrics  # noqa: F401
     from aebench.models.base import AutoEncoder, Encoding, ModelConfig  # noqa: F401
     from aebench.specs import (  # noqa: F401
         DatasetOption,

@@ -405,7 +405,63 @@ def run_cmd(
     no_report: Annotated[
         bool, typer.Option("--no-report", help="Do not build the HTML leaderboard.")
     ] = False,
+    deterministic: Annotated[
+        bool | None,
+        typer.Option(
+            "--deterministic/--no-deterministic",
+            help="Repeatable CUDA runs (deterministic kernels; slower). No effect on CPU, "
+            "which is always repeatable [default: on].",
+        ),
+    ] = None,
+    executor: Annotated[
+        str | None,
+        typer.Option(help="Where cells run: local (this machine), ray or slurm [default: local]."),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Cells running at once: worker processes (local), tasks in flight (ray), "
+            "array parallelism (slurm) [default: 1]."
+        ),
+    ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(help="Torch CPU threads per cell [default: CPUs divided by --workers]."),
+    ] = None,
+    devices: Annotated[
+        str | None,
+        typer.Option(
+            help="Devices to spread cells over, e.g. cuda:0,cuda:1 [default: every visible GPU]."
+        ),
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster to join (ray://host:10001 or auto) [default: a local one]."),
+    ] = None,
+    cpus_per_cell: Annotated[
+        float | None, typer.Option(help="Ray: CPUs each cell asks for [default: --threads].")
+    ] = None,
+    gpus_per_cell: Annotated[
+        float | None,
+        typer.Option(
+            help="Ray: GPUs each cell asks for; a fraction (0.25) packs cells on a GPU "
+            "[default: 1 on CUDA, 0 on CPU]."
+        ),
+    ] = None,
+    slurm_partition: Annotated[
+        str | None, typer.Option(help="SLURM partition [default: the cluster's].")
+    ] = None,
+    slurm_time: Annotated[
+        int | None, typer.Option(help="SLURM time limit per cell, minutes [default: 60].")
+    ] = None,
+    slurm_gpus_per_task: Annotated[
+        int | None, typer.Option(help="SLURM GPUs per cell [default: 1 on CUDA, 0 on CPU].")
+    ] = None,
+    slurm_cpus_per_task: Annotated[
+        int | None, typer.Option(help="SLURM CPUs per cell [default: --threads or 1].")
+    ] = None,
 ) -> None:
+    from aebench.executors import ExecutionSettings
     from aebench.plan import (
         Options,
         load_suite,
@@ -444,19 +500,43 @@ def run_cmd(
         "dataset_options": parse_dataset_options("--dataset-options", dataset_options),
         "metric_options": metric_options or None,
         "profile": profile,
+        "deterministic": deterministic,
     }
     cli_options = Options.from_mapping({k: v for k, v in table.items() if v is not None}, "")
     grids = [cli_options]
+    execution = ExecutionSettings()
     if suite:
         meta, suite_grids = load_suite(suite)
         grids = [g.merged(cli_options) for g in suite_grids]
+        execution = execution.merged(meta.get("execution") or {})
         if meta.get("name"):
             _say(f"suite {meta['name']}: {meta.get('description', '')}".strip())
+    execution = execution.merged(
+        {
+            "executor": executor,
+            "workers": workers,
+            "threads": threads,
+            "devices": parse_list("--devices", devices),
+            "ray_address": ray_address,
+            "cpus_per_cell": cpus_per_cell,
+            "gpus_per_cell": gpus_per_cell,
+            "slurm_partition": slurm_partition,
+            "slurm_time": slurm_time,
+            "slurm_gpus_per_task": slurm_gpus_per_task,
+            "slurm_cpus_per_task": slurm_cpus_per_task,
+        }
+    ).check()
     runs = plan(grids, device=device)
     progress = ConsoleProgress(console=err)
     try:
         summary = run_benchmark(
-            runs, out, data_dir=data_dir, force=force, report=not no_report, on_event=progress
+            runs,
+            out,
+            data_dir=data_dir,
+            force=force,
+            report=not no_report,
+            on_event=progress,
+            execution=execution,
         )
     finally:
         progress.close()

@@ -22,7 +22,7 @@ import torch
 
 from aebench.data import DataCache, RunData, shared_cache
 from aebench.plan import RunConfig
-from aebench.progress import OnEvent, RunEnded, RunStarted, Stage, ignore
+from aebench.progress import Message, OnEvent, RunEnded, RunStarted, Stage, ignore
 from aebench.store import RunStore, RunWriter
 
 LATENT_POINTS = 2000  # test images whose latent means are stored for the plots
@@ -64,44 +64,68 @@ def execute_run(
     data: DataCache | None = None,
     index: int = 1,
     total: int = 1,
+    device: str | None = None,
+    threads: int | None = None,
+    redo: bool = False,
+    wait_for_claim: float = 0.0,
 ) -> Outcome:
-    """Train and evaluate ``run`` into the run store at ``out``; record how it ended."""
+    """Train and evaluate ``run`` into the run store at ``out``; record how it ended.
+
+    The cell is claimed first: if another live worker holds it, or (unless
+    ``redo``) it is already finished, nothing runs and the outcome is
+    ``skipped``. ``device`` picks the concrete device (``cuda:1``) for a run on
+    ``run.device``; ``threads`` sets torch's CPU threads for this process;
+    ``wait_for_claim``: seconds to wait for a cell another worker holds (a task
+    rerun after its node died waits for the dead worker's lease to expire).
+    """
     emit = on_event or ignore
-    data = data or shared_cache(data_dir)
+    if threads:
+        torch.set_num_threads(threads)
     store = RunStore(out)
-    shape = data.published(run.dataset, run.dataset_options)[0].shape
-    writer = store.start(run.run_id, {**run.to_dict(), "input_shape": list(shape)})
-    emit(RunStarted(run.run_id, run.label, index, total))
-    t0 = time.perf_counter()
+    with store.claim(run.key, wait=wait_for_claim) as claim:
+        if claim is None:
+            emit(Message(f"{run.label}: skipped, running in another process"))
+            return Outcome(run, "skipped", "running in another process")
+        if not redo and store.is_done(run.key):
+            return Outcome(run, "skipped", "already finished")
+        data = data or shared_cache(data_dir)
+        shape = data.published(run.dataset, run.dataset_options)[0].shape
+        writer = store.start(run.run_id, {**run.to_dict(), "input_shape": list(shape)})
+        emit(RunStarted(run.run_id, run.label, index, total))
+        t0 = time.perf_counter()
 
-    def ended(status: str, reason: str | None) -> Outcome:
-        seconds = time.perf_counter() - t0
-        emit(RunEnded(run.run_id, run.label, index, total, status, reason, seconds))
-        return Outcome(run, status, reason, seconds)
+        def ended(status: str, reason: str | None) -> Outcome:
+            seconds = time.perf_counter() - t0
+            emit(RunEnded(run.run_id, run.label, index, total, status, reason, seconds))
+            return Outcome(run, status, reason, seconds)
 
-    try:
-        train_and_evaluate(run, data.for_run(run), writer, emit)
-    except KeyboardInterrupt:
-        writer.status("interrupted", "interrupted by the user")
-        raise
-    except Exception as exc:
-        reason = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
-        writer.error(traceback.format_exc())
-        writer.status("failed", reason)
-        return ended("failed", reason)
-    writer.status("done")
-    return ended("done", None)
+        try:
+            train_and_evaluate(run, data.for_run(run), writer, emit, device or run.device)
+        except KeyboardInterrupt:
+            writer.status("interrupted", "interrupted by the user")
+            raise
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
+            writer.error(traceback.format_exc())
+            writer.status("failed", reason)
+            return ended("failed", reason)
+        writer.status("done")
+        return ended("done", None)
 
 
-def train_and_evaluate(run: RunConfig, data: RunData, writer: RunWriter, emit: OnEvent) -> None:
-    """The body of a run; raises on failure (the caller records it)."""
+def train_and_evaluate(
+    run: RunConfig, data: RunData, writer: RunWriter, emit: OnEvent, device: str | None = None
+) -> None:
+    """The body of a run, on ``device`` (default ``run.device``); raises on failure."""
     from aebench.api import create_model
     from aebench.images import save_grid, save_run_images
     from aebench.metrics import EvalContext, evaluate
     from aebench.metrics.probe import latent_means
     from aebench.train import TrainSettings, fit
 
-    device = torch.device(run.device)
+    device = torch.device(device or run.device)
+    if device.type == "cuda":
+        deterministic_cuda(run.deterministic)
     torch.manual_seed(run.seed)
     model = create_model(run.model, data.shape, **run.model_config)
     writer.update_config(resolved_model_config=model.config.to_dict())
@@ -159,6 +183,18 @@ def train_and_evaluate(run: RunConfig, data: RunData, writer: RunWriter, emit: O
         versions=versions(),
     )
     writer.metrics(metrics)
+
+
+def deterministic_cuda(on: bool) -> None:
+    """Make CUDA kernels repeatable (or not): deterministic algorithms, cuDNN without
+    autotuning, and the cuBLAS workspace setting PyTorch documents for that."""
+    import os
+
+    if on:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(on)
+    torch.backends.cudnn.deterministic = on
+    torch.backends.cudnn.benchmark = not on
 
 
 def _fits_prior(model: Any) -> bool:

@@ -83,6 +83,7 @@ class Options:
     dataset_options: dict[str, Any] | None = None
     metric_options: dict[str, Any] | None = None
     profile: str | None = None
+    deterministic: bool | None = None
 
     def merged(self, over: Options) -> Options:
         """Values of ``over`` where given, else ours; option tables merge key by key."""
@@ -165,6 +166,7 @@ class RunConfig:
     device: str
     profile: str
     dataset_options: dict[str, Any] = field(default_factory=dict)
+    deterministic: bool = True
     family: str = field(default="", compare=False)
     arch: str = field(default="", compare=False)
     plugin: str = field(default="", compare=False)
@@ -269,7 +271,9 @@ def load_suite(path: str | Path) -> tuple[dict[str, Any], list[Options]]:
         raise ConfigError(f"--suite: no such file {str(path)!r}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"--suite {path}: invalid TOML: {exc}") from None
-    meta = {k: data.pop(k) for k in ("name", "description", "reproduces") if k in data}
+    meta = {k: data.pop(k) for k in ("name", "description", "reproduces", "execution") if k in data}
+    if not isinstance(meta.get("execution", {}), dict):
+        raise ConfigError(f"--suite {path}: [execution] must be a table")
     grids = data.pop("grid", [{}])
     base = Options.from_mapping(data, f"--suite {path}: ")
     return meta, [base.merged(Options.from_mapping(g, f"--suite {path}: ")) for g in grids]
@@ -453,6 +457,7 @@ def expand(options: Options, device: str) -> list[RunConfig]:
                             device=device,
                             profile=profile,
                             dataset_options=dataset_options[dataset],
+                            deterministic=_deterministic(o.deterministic),
                             family=spec.family,
                             arch=spec.arch,
                             plugin=spec.plugin,
@@ -461,6 +466,10 @@ def expand(options: Options, device: str) -> list[RunConfig]:
                         )
                     )
     return runs
+
+
+def _deterministic(value: Any) -> bool:
+    return True if value is None else convert("--deterministic", value, bool)
 
 
 def _shown(spec: Any, model_config: dict[str, Any], given: list[str]) -> list[str]:

@@ -74,6 +74,14 @@ class Message:
     text: str
 
 
+@dataclass(frozen=True)
+class FromWorker:
+    """An event that happened in worker ``worker`` (1-based) of a parallel executor."""
+
+    worker: int
+    event: Any
+
+
 Event = (
     BenchmarkStarted
     | RunStarted
@@ -83,6 +91,7 @@ Event = (
     | Stage
     | RunEnded
     | Message
+    | FromWorker
 )
 OnEvent = Callable[[Event], None]
 
@@ -92,7 +101,9 @@ def ignore(event: Event) -> None:
 
 
 class ConsoleProgress:
-    """Shows events on a rich console: live bars on a terminal, log lines otherwise.
+    """Shows events on a rich console: live bars on a terminal (one line for the grid,
+    one per worker: its cell, epoch, loss and ETA), plain log lines otherwise
+    (prefixed with ``[wN]`` when several workers run).
 
     Call it with events; call :meth:`close` when the benchmark ends.
     """
@@ -104,16 +115,26 @@ class ConsoleProgress:
         self.quiet = quiet
         self.live = self.console.is_terminal and not quiet
         self._bar: Any = None
-        self._epoch = (0, 0)
+        self._runs: Any = None
+        self._tasks: dict[int, Any] = {}
+        self._epoch: dict[int, tuple[int, int]] = {}
+        self._labels: dict[int, str] = {}
+        self._parallel = False
 
-    def __call__(self, event: Event) -> None:
+    def __call__(self, event: Event, worker: int = 0) -> None:
+        if isinstance(event, FromWorker):
+            self._parallel = True
+            self(event.event, event.worker)
+            return
         handler = getattr(self, f"_on_{type(event).__name__}", None)
         if handler is not None:
-            handler(event)
+            handler(event, worker)
 
-    def log(self, message: str) -> None:
+    def log(self, message: str, worker: int = 0) -> None:
         if self.quiet:
             return
+        if self._parallel and worker:
+            message = f"[w{worker}] {message}"
         if self._bar is not None:
             self._bar.console.print(message, markup=False, highlight=False)
         else:
@@ -124,14 +145,26 @@ class ConsoleProgress:
             self._bar.stop()
             self._bar = None
 
+    def _task(self, worker: int) -> Any:
+        if self._bar is None:
+            return None
+        if worker not in self._tasks:
+            self._tasks[worker] = self._bar.add_task("", total=1, info="", visible=False)
+        return self._tasks[worker]
+
+    def _describe(self, worker: int, what: str) -> str:
+        label = self._labels.get(worker, "")
+        head = f"w{worker} " if self._parallel else ""
+        return f"{head}{label}: {what}" if label else f"{head}{what}"
+
     # -- handlers ------------------------------------------------------------------
-    def _on_BenchmarkStarted(self, e: BenchmarkStarted) -> None:
+    def _on_BenchmarkStarted(self, e: BenchmarkStarted, worker: int) -> None:
         if e.skipped:
             self.log(
                 f"{e.skipped} of {e.total} runs already finished: skipping them "
                 "(use --force to redo)"
             )
-        if not self.live:
+        if not self.live or self._bar is not None:
             return
         from rich.progress import (
             BarColumn,
@@ -154,47 +187,52 @@ class ConsoleProgress:
         )
         self._bar.start()
         self._runs = self._bar.add_task("runs", total=e.total, completed=e.skipped, info="")
-        self._steps = self._bar.add_task("epoch", total=1, info="", visible=False)
 
-    def _on_RunStarted(self, e: RunStarted) -> None:
-        self.log(f"[{e.index}/{e.total}] {e.label}")
+    def _on_RunStarted(self, e: RunStarted, worker: int) -> None:
+        self._labels[worker] = e.label
+        self.log(f"[{e.index}/{e.total}] {e.label}", worker)
 
-    def _on_RunEnded(self, e: RunEnded) -> None:
+    def _on_RunEnded(self, e: RunEnded, worker: int) -> None:
         msg = f"[{e.index}/{e.total}] {e.label}: {e.status}"
-        self.log(msg + (f" ({e.reason})" if e.reason else ""))
+        self.log(msg + (f" ({e.reason})" if e.reason else ""), worker)
+        self._labels.pop(worker, None)
         if self._bar is not None:
             self._bar.advance(self._runs)
-            self._bar.update(self._steps, visible=False)
+            self._bar.update(self._task(worker), visible=False)
 
-    def _on_EpochStarted(self, e: EpochStarted) -> None:
-        self._epoch = (e.epoch, e.epochs)
-        if self._bar is not None:
+    def _on_EpochStarted(self, e: EpochStarted, worker: int) -> None:
+        self._epoch[worker] = (e.epoch, e.epochs)
+        task = self._task(worker)
+        if task is not None:
             self._bar.reset(
-                self._steps,
+                task,
                 total=e.steps,
                 visible=True,
-                description=f"epoch {e.epoch}/{e.epochs}",
+                description=self._describe(worker, f"epoch {e.epoch}/{e.epochs}"),
                 info="",
             )
 
-    def _on_StepsDone(self, e: StepsDone) -> None:
-        if self._bar is not None:
-            self._bar.update(self._steps, advance=e.advance, info=f"loss {e.loss:.2f}")
+    def _on_StepsDone(self, e: StepsDone, worker: int) -> None:
+        task = self._task(worker)
+        if task is not None:
+            self._bar.update(task, advance=e.advance, info=f"loss {e.loss:.2f}")
 
-    def _on_EpochEnded(self, e: EpochEnded) -> None:
-        epoch, epochs = self._epoch
+    def _on_EpochEnded(self, e: EpochEnded, worker: int) -> None:
+        epoch, epochs = self._epoch.get(worker, (0, 0))
         row = e.row
         self.log(
             f"    epoch {epoch}/{epochs}: train {row['train_total']:.2f}  "
             f"val {row['val_total']:.2f} nats/img  val SSIM {row.get('val_ssim', float('nan')):.3f}"
-            f"  ({row['seconds']:.1f} s)"
+            f"  ({row['seconds']:.1f} s)",
+            worker,
         )
 
-    def _on_Stage(self, e: Stage) -> None:
-        if self._bar is not None:
-            self._bar.update(self._steps, visible=True, description=e.text, info="")
+    def _on_Stage(self, e: Stage, worker: int) -> None:
+        task = self._task(worker)
+        if task is not None:
+            self._bar.update(task, visible=True, description=self._describe(worker, e.text))
         else:
-            self.log(f"    {e.text}")
+            self.log(f"    {e.text}", worker)
 
-    def _on_Message(self, e: Message) -> None:
-        self.log(e.text)
+    def _on_Message(self, e: Message, worker: int) -> None:
+        self.log(e.text, worker)

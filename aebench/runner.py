@@ -20,9 +20,10 @@ from pathlib import Path
 
 from aebench.data import DataCache, shared_cache
 from aebench.errors import ConfigError, DataError
-from aebench.execute import Outcome, execute_run
+from aebench.execute import Outcome
+from aebench.executors import ExecutionSettings
 from aebench.plan import RunConfig
-from aebench.progress import BenchmarkStarted, Message, OnEvent, ignore
+from aebench.progress import BenchmarkStarted, Message, OnEvent, Stage, ignore
 from aebench.store import RunStore
 
 __all__ = ["Benchmark", "Outcome", "Summary", "check_runs", "run_benchmark"]
@@ -105,6 +106,32 @@ def check_runs(runs: Iterable[RunConfig], data: DataCache) -> tuple[list[RunConf
     return out, notes
 
 
+def warm_shared(runs: Iterable[RunConfig], data: DataCache, emit: OnEvent) -> None:
+    """Build what every run of a dataset shares before cells start (so parallel cells
+    do not each build it): the offline FID extractor, trained once per dataset."""
+    from aebench.metrics.fid import (
+        CLASSIFIER,
+        classifier_cached,
+        ensure_classifier,
+        resolve_extractor,
+    )
+
+    seen: set[str] = set()
+    for run in runs:
+        if not run.metric_options.get("fid_samples"):
+            continue
+        if resolve_extractor(run.metric_options.get("fid_extractor", "auto")) != CLASSIFIER:
+            continue
+        train, test = data.published(run.dataset, run.dataset_options)
+        if run.dataset in seen or classifier_cached(train):
+            continue
+        seen.add(run.dataset)
+        emit(Stage(f"training the offline FID extractor for {run.dataset} (once; cached)"))
+        info = ensure_classifier(train, test)
+        acc = "n/a" if info.test_accuracy is None else f"{info.test_accuracy:.3f}"
+        emit(Message(f"offline FID extractor for {run.dataset}: test accuracy {acc}"))
+
+
 class Benchmark:
     """A planned benchmark bound to an output directory (its run store)."""
 
@@ -114,6 +141,7 @@ class Benchmark:
         out_dir: str | Path,
         data_dir: str | None = None,
         force: bool = False,
+        execution: ExecutionSettings | None = None,
     ) -> None:
         self.runs = runs
         self.out_dir = Path(out_dir)
@@ -121,40 +149,42 @@ class Benchmark:
         self.data_dir = data_dir
         self.data = shared_cache(data_dir)
         self.force = force
+        self.execution = (execution or ExecutionSettings()).check()
         self.notes: list[str] = []
 
     def pending(self) -> list[RunConfig]:
         return [r for r in self.runs if self.force or not self.store.is_done(r.key)]
 
-    def prepare(self) -> None:
-        """Everything that can be checked before training: output writable, data, shapes."""
+    def prepare(self, on_event: OnEvent | None = None) -> None:
+        """Everything that can be checked before training: output writable, data, shapes;
+        then what the runs share is built once."""
+        from aebench.executors import resolve_devices
+
         self.store.check_writable()
         self.runs, self.notes = check_runs(self.runs, self.data)
+        for device in {r.device for r in self.runs}:
+            resolve_devices(device, self.execution.devices)
+        if self.execution.executor != "local":
+            from aebench.executors import get_executor
+
+            get_executor(self.execution.executor)  # a missing optional extra fails here
+        warm_shared(self.pending(), self.data, on_event or ignore)
 
     def execute(self, on_event: OnEvent | None = None) -> Summary:
+        from aebench.executors import Job, get_executor
+
         emit = on_event or ignore
         for note in self.notes:
             emit(Message(f"note: {note}"))
+        pending = self.pending()
+        skipped = len(self.runs) - len(pending)
+        emit(BenchmarkStarted(len(self.runs), skipped))
+        job = Job(self.out_dir, self.data_dir, len(self.runs), redo=self.force)
+        run = get_executor(self.execution.executor)
+        outcomes = {o.run.key: o for o in run(pending, job, self.execution, emit, skipped)}
         summary = Summary(self.out_dir)
-        pending = {r.key for r in self.pending()}
-        emit(BenchmarkStarted(len(self.runs), len(self.runs) - len(pending)))
-        index = len(self.runs) - len(pending)
-        for run in self.runs:
-            if run.key not in pending:
-                summary.outcomes.append(Outcome(run, "skipped"))
-                continue
-            index += 1
-            summary.outcomes.append(
-                execute_run(
-                    run,
-                    self.out_dir,
-                    self.data_dir,
-                    emit,
-                    data=self.data,
-                    index=index,
-                    total=len(self.runs),
-                )
-            )
+        for cell in self.runs:
+            summary.outcomes.append(outcomes.get(cell.key) or Outcome(cell, "skipped"))
         return summary
 
 
@@ -165,16 +195,19 @@ def run_benchmark(
     force: bool = False,
     report: bool = True,
     on_event: OnEvent | None = None,
+    execution: ExecutionSettings | None = None,
 ) -> Summary:
     """Train and evaluate ``runs`` into ``out_dir``; rebuild the table and the site.
 
-    Finished runs are skipped unless ``force``. The results table is rebuilt
-    even when the benchmark is interrupted, from whatever runs finished.
+    Finished runs are skipped unless ``force``. ``execution`` says where cells
+    run (:class:`aebench.executors.ExecutionSettings`; default: one after
+    another in this process). The results table is rebuilt even when the
+    benchmark is interrupted, from whatever runs finished.
     """
     from aebench import results
 
-    bench = Benchmark(runs, out_dir, data_dir, force)
-    bench.prepare()
+    bench = Benchmark(runs, out_dir, data_dir, force, execution)
+    bench.prepare(on_event)
     summary = Summary(Path(out_dir))
     try:
         summary = bench.execute(on_event)
@@ -185,6 +218,8 @@ def run_benchmark(
         try:
             from aebench.report import build_site
 
+            if on_event is not None:
+                on_event(Stage("building the leaderboard"))
             summary.site = build_site(Path(out_dir))
         except Exception as exc:  # the runs are safe on disk; `aebench report` can retry
             summary.report_error = f"{type(exc).__name__}: {exc}"

@@ -19,6 +19,13 @@ and read through :class:`RunStore` (:meth:`RunStore.read`,
 :class:`RunRecord` whose ``corrupt`` says what is wrong, so listings, the
 results table and the report skip that run by name and go on with the others.
 
+Cells are claimed before they run (:meth:`RunStore.claim`): a claim is a file
+``OUT/.claims/<key>.claim`` created atomically (``O_EXCL``) and renewed by a
+heartbeat while the run trains, so two processes, workers, Ray tasks or SLURM
+jobs sharing one output folder never train the same cell twice, and a cell
+whose worker died (its claim not renewed for :data:`LEASE_SECONDS`, or its
+process gone on this host) is taken over by the next one that asks.
+
 Format versions: 1 is aebench 0.1.0 (no version recorded; read and upgraded in
 memory), 2 is this one. A run written by a newer aebench is reported, not
 guessed at.
@@ -26,10 +33,17 @@ guessed at.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import json
 import math
+import os
 import shutil
+import socket
+import threading
+import time
+import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -43,6 +57,9 @@ FORMAT_VERSION = 2
 READABLE_FORMATS = (1, 2)
 STATUSES = ("running", "done", "failed", "interrupted")
 RUNS = "runs"
+CLAIMS = ".claims"
+LEASE_SECONDS = 120.0
+"""A claim not renewed for this long is stale: its worker is presumed dead."""
 IMAGE_NAMES = ("recon", "samples", "interp", "generated")
 REQUIRED_CONFIG = ("model", "dataset", "seed", "model_config")
 
@@ -249,8 +266,11 @@ class RunStore:
     def start(self, run_id: str, config: dict[str, Any]) -> RunWriter:
         """Begin (or redo) run ``run_id``: a clean directory, its config and status ``running``."""
         path = self.path(run_id)
-        if path.exists():  # a failed, interrupted or forced run starts clean
-            shutil.rmtree(path)
+        key = config.get("key")
+        stale = [path] + (list(self.runs_dir.glob(f"*_{key}")) if key else [])
+        for old in stale:  # a failed, interrupted or redone run starts clean, under one name
+            if old.is_dir():
+                shutil.rmtree(old)
         (path / "images").mkdir(parents=True)
         aio.write_json(path / "config.json", {"format_version": FORMAT_VERSION, **config})
         writer = RunWriter(path, now())
@@ -268,6 +288,34 @@ class RunStore:
             probe.unlink()
         except OSError as exc:
             raise ConfigError(f"--out {self.root}: cannot write there ({exc.strerror})") from None
+
+    # -- claims ----------------------------------------------------------------
+    @contextlib.contextmanager
+    def claim(
+        self, key: str, lease: float = LEASE_SECONDS, wait: float = 0.0
+    ) -> Iterator[Claim | None]:
+        """Claim cell ``key`` for this process: yields a :class:`Claim` (renewed in the
+        background until the block ends, then released), or None when a live worker
+        holds it. ``wait``: seconds to keep trying while another worker holds it (a
+        rerun of a cell whose node died waits until that worker's lease runs out)."""
+        path = self.root / CLAIMS / f"{key}.claim"
+        deadline = time.monotonic() + wait
+        claim = Claim.acquire(path, lease)
+        while claim is None and time.monotonic() < deadline:
+            time.sleep(min(5.0, max(0.1, deadline - time.monotonic())))
+            claim = Claim.acquire(path, lease)
+        if claim is None:
+            yield None
+            return
+        try:
+            yield claim
+        finally:
+            claim.release()
+
+    def claimed(self, key: str, lease: float = LEASE_SECONDS) -> bool:
+        """Whether a live worker holds cell ``key`` now."""
+        path = self.root / CLAIMS / f"{key}.claim"
+        return path.exists() and not Claim.is_stale(path, lease)
 
     # -- models ----------------------------------------------------------------
     def load_model(self, record: RunRecord | str, device: str = "cpu") -> Any:
@@ -293,6 +341,89 @@ class RunStore:
                 f"the model ({type(exc).__name__}: {first})"
             ) from None
         return model.to(device).eval()
+
+
+class Claim:
+    """A held claim on one cell: a file holding its owner, renewed by a heartbeat thread."""
+
+    def __init__(self, path: Path, token: str, lease: float) -> None:
+        self.path = path
+        self.token = token
+        self.lease = lease
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True, name="aebench-claim")
+        self._thread.start()
+
+    @staticmethod
+    def owner() -> dict[str, Any]:
+        return {"host": socket.gethostname(), "pid": os.getpid(), "token": uuid.uuid4().hex}
+
+    @classmethod
+    def acquire(cls, path: Path, lease: float) -> Claim | None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(3):
+            me = cls.owner()
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                if not cls.is_stale(path, lease):
+                    return None
+                cls._break(path)
+                continue
+            with os.fdopen(fd, "w") as fh:
+                json.dump({**me, "claimed": now()}, fh)
+            return cls(path, me["token"], lease)
+        return None
+
+    @staticmethod
+    def read(path: Path) -> dict[str, Any]:
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    @classmethod
+    def is_stale(cls, path: Path, lease: float) -> bool:
+        """Not renewed within ``lease`` seconds, or held by a process of this host that
+        no longer exists. (A claim being written is not stale.)"""
+        try:
+            age = time.time() - path.stat().st_mtime
+        except FileNotFoundError:
+            return True
+        if age > lease:
+            return True
+        holder = cls.read(path)
+        if holder.get("host") == socket.gethostname() and isinstance(holder.get("pid"), int):
+            try:
+                os.kill(holder["pid"], 0)
+            except ProcessLookupError:
+                return True
+            except PermissionError:
+                return False
+        return False
+
+    @staticmethod
+    def _break(path: Path) -> None:
+        """Move a stale claim aside (atomic: of several successors one wins the rename)."""
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(path, path.with_name(f"{path.name}.stale-{uuid.uuid4().hex[:8]}"))
+        for old in path.parent.glob(f"{path.name}.stale-*"):
+            with contextlib.suppress(FileNotFoundError):
+                old.unlink()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(min(30.0, self.lease / 4)):
+            if self.read(self.path).get("token") != self.token:
+                return  # taken over (we were presumed dead): stop renewing
+            with contextlib.suppress(OSError):
+                os.utime(self.path)
+
+    def release(self) -> None:
+        self._stop.set()
+        if self.read(self.path).get("token") == self.token:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
 
 
 # -- reading helpers ------------------------------------------------------------------

@@ -136,9 +136,7 @@ def test_a_plugin_metric_reaches_table_parquet_site_and_listing(brightness, caps
 
 def test_readme_metric_tables_are_generated_from_the_registry():
     builtin = [s for s in metric_specs() if s.plugin.endswith("(built-in)")]
-    block = re.search(
-        r"<!-- metrics:start.*?-->\n(.*?)<!-- metrics:end -->", README, re.S
-    )
+    block = re.search(r"<!-- metrics:start.*?-->\n(.*?)<!-- metrics:end -->", README, re.S)
     assert block, "README.md must hold the generated metric tables between metrics markers"
     assert block.group(1) == markdown(builtin), (
         "README's metric tables are stale: paste `aebench metrics --markdown` between the markers"

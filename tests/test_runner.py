@@ -110,7 +110,7 @@ def test_interrupted_benchmark_resumes_to_the_same_table(capsys, tmp_path, monke
     args = ["run", "--models", "vae-mlp,ae-mlp", "--latent-dims", "2,4", *FAST]
     assert cli(capsys, *args, "--out", str(tmp_path / "clean"))[0] == 0
 
-    import aebench.runner as runner
+    import aebench.executors.local as runner
 
     real, calls = runner.execute_run, {"n": 0}
 

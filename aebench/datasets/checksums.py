@@ -26,8 +26,7 @@ VERIFY_OPTION = DatasetOption(
     "verify_checksums",
     bool,
     None,
-    "check each file's MD5 against torchvision's (default: yes, unless "
-    "AEBENCH_SKIP_CHECKSUMS=1)",
+    "check each file's MD5 against torchvision's (default: yes, unless AEBENCH_SKIP_CHECKSUMS=1)",
 )
 
 

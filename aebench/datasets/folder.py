@@ -38,7 +38,6 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -232,9 +231,7 @@ OPTIONS = (
         "share of the images held out as the test split (per class)",
         parse=parse_fraction,
     ),
-    DatasetOption(
-        "split_seed", int, DEFAULT_SPLIT_SEED, "seed of the random train/test split"
-    ),
+    DatasetOption("split_seed", int, DEFAULT_SPLIT_SEED, "seed of the random train/test split"),
 )
 
 

@@ -34,10 +34,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EvalContext",
-    "markdown",
     "column_specs",
     "evaluate",
     "generate_samples",
+    "markdown",
     "metric_specs",
     "option_specs",
     "resolve_options",
@@ -165,6 +165,7 @@ def markdown(specs: Iterable[MetricSpec] | None = None) -> str:
         "| column | label | unit | better | applies to | definition |",
         "|---|---|---|---|---|---|",
     ]
+
     def cell(text: str) -> str:
         return text.replace("|", "\\|")
 

@@ -349,6 +349,18 @@ def classifier_identity(train: ImageSet) -> str:
     return f"{TF_CLASSIFIER_NAME}:{_dataset_label(train)}:v{CLASSIFIER_VERSION}:{digest}"
 
 
+def _classifier_path(train: ImageSet, root: Path | None = None) -> tuple[str, Path]:
+    identity = classifier_identity(train)
+    label, digest = _dataset_label(train), identity.rsplit(":", 1)[1]
+    root = Path(root) if root is not None else cache_dir() / "fid"
+    return identity, root / f"classifier-{label}-v{CLASSIFIER_VERSION}-{digest}.pt"
+
+
+def classifier_cached(train: ImageSet, root: Path | None = None) -> bool:
+    """Whether the offline extractor for ``train`` is already trained and cached."""
+    return _classifier_path(train, root)[1].is_file()
+
+
 def ensure_classifier(
     train: ImageSet, test: ImageSet | None = None, root: Path | None = None
 ) -> ClassifierInfo:
@@ -358,10 +370,8 @@ def ensure_classifier(
     (``state_dict`` + ``meta``; written atomically). The test accuracy is
     measured on ``test`` when first trained.
     """
-    identity = classifier_identity(train)
-    label, digest = _dataset_label(train), identity.rsplit(":", 1)[1]
-    root = Path(root) if root is not None else cache_dir() / "fid"
-    path = root / f"classifier-{label}-v{CLASSIFIER_VERSION}-{digest}.pt"
+    identity, path = _classifier_path(train, root)
+    digest = identity.rsplit(":", 1)[1]
     if path.is_file():
         meta = torch.load(path, map_location="cpu", weights_only=True)["meta"]
         return ClassifierInfo(path, meta["identity"], meta.get("test_accuracy"), meta)
@@ -381,7 +391,7 @@ def ensure_classifier(
         "feature_layer": CLASSIFIER_FEATURE,
         "torch": str(torch.__version__),
     }
-    root.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     torch.save({"state_dict": net.state_dict(), "meta": meta}, tmp)
     os.replace(tmp, path)

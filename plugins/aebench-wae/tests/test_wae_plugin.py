@@ -222,9 +222,9 @@ def test_installed_plugin_runs_end_to_end_and_reaches_the_leaderboard(tmp_path: 
         "epochs = 5\nmodel_options = { mmd_weight = [1, 10] }\n"
     )
     env = {**os.environ, "AEBENCH_CACHE_DIR": str(tmp_path / "cache")}
+    out = str(tmp_path / "out")
     res = subprocess.run(
-        [sys.executable, "-m", "aebench.cli", "run", "--suite", str(suite)]
-        + ["--out", str(tmp_path / "out")],
+        [sys.executable, "-m", "aebench.cli", "run", "--suite", str(suite), "--out", out],
         capture_output=True,
         text=True,
         env=env,
