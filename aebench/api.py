@@ -154,6 +154,9 @@ def run(
     force: bool = False,
     report: bool = True,
     on_event: Any = None,
+    workers: int = 1,
+    executor: str = "local",
+    execution: Mapping[str, Any] | None = None,
     **settings: Any,
 ) -> Summary:
     """Plan, train and evaluate a grid, as ``aebench run`` does; returns its summary.
@@ -165,7 +168,10 @@ def run(
     ``settings`` are the other :class:`aebench.plan.Options` fields
     (``seeds``, ``epochs``, ``batch_size``, ``lr``, ``profile``, ...).
     ``on_event`` receives progress events (:mod:`aebench.progress`).
+    ``workers``, ``executor`` and ``execution`` (any field of
+    :class:`aebench.executors.ExecutionSettings`) say where cells run.
     """
+    from aebench.executors import ExecutionSettings
     from aebench.plan import Options, plan
     from aebench.runner import run_benchmark
 
@@ -184,6 +190,9 @@ def run(
         **settings,
     )
     runs = plan([options], device=device)
+    where = ExecutionSettings().merged(
+        {"workers": workers, "executor": executor, **(execution or {})}
+    )
     return run_benchmark(
         runs,
         out,
@@ -191,4 +200,5 @@ def run(
         force=force,
         report=report,
         on_event=on_event,
+        execution=where.check(),
     )

@@ -11,6 +11,7 @@ callback they receive in a hook; they never touch a registry directly.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -192,9 +193,10 @@ class MetricColumn:
 
     ``direction``: ``"min"`` (lower is better), ``"max"`` or ``None``
     (informational, never highlighted). ``group``: one of :data:`GROUPS`, how
-    the leaderboard groups columns. ``applies_to(context)`` (optional): False
-    makes the value "not applicable" for that run (an AE has no KL term), which
-    is stored as ``null`` and listed under ``not_applicable``, never as 0.
+    the leaderboard groups columns (default: its metric's ``group``).
+    ``applies_to(context)`` (optional): False makes the value "not applicable"
+    for that run (an AE has no KL term), which is stored as ``null`` and listed
+    under ``not_applicable``, never as 0.
     ``applies_text`` says in words to which runs it applies, when narrower than
     its metric. ``split_by``: keys of metrics.json whose values must agree for
     two values to share a column (FID: extractor and sample count), so the
@@ -207,7 +209,7 @@ class MetricColumn:
     unit: str = ""
     direction: str | None = None
     definition: str = ""
-    group: str = "other"
+    group: str | None = None
     split_by: tuple[str, ...] = ()
     applies_to: Callable[[EvalContext], bool] | None = field(default=None, compare=False)
     applies_text: str = ""
@@ -217,7 +219,7 @@ class MetricColumn:
         check_key("metric key", self.key)
         if self.direction not in DIRECTIONS:
             raise ValueError(f"metric {self.key!r}: direction must be 'min', 'max' or None")
-        if self.group not in GROUPS:
+        if self.group is not None and self.group not in GROUPS:
             raise ValueError(f"metric {self.key!r}: group must be one of {', '.join(GROUPS)}")
 
     @property
@@ -299,7 +301,8 @@ class MetricSpec:
     metrics use 10 to 50 and its wall times 1000, so plugins (default 100) come
     between them. ``on_error``: ``"record"``
     stores ``<name>_error`` and keeps the run (the default, for plugins);
-    ``"fail"`` fails the run (aebench's own loss terms).
+    ``"fail"`` fails the run (aebench's own loss terms). ``group``: the
+    leaderboard group of its columns that do not name their own.
     """
 
     name: str
@@ -311,10 +314,18 @@ class MetricSpec:
     options: tuple[MetricOption, ...] = ()
     order: int = 100
     on_error: str = "record"
+    group: str = "other"
     plugin: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         check_name("metric", self.name)
+        if self.group not in GROUPS:
+            raise ValueError(f"metric {self.name!r}: group must be one of {', '.join(GROUPS)}")
+        columns = tuple(
+            c if c.group is not None else dataclasses.replace(c, group=self.group)
+            for c in self.columns
+        )
+        object.__setattr__(self, "columns", columns)
         keys = [c.key for c in self.columns]
         if len(set(keys)) != len(keys):
             raise ValueError(f"metric {self.name!r} declares a column twice")

@@ -9,30 +9,19 @@ import sys
 import pytest
 
 from aebench import __version__
-from aebench.cli import main
 
 
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
-
-
-def test_version_and_help(capsys):
-    code, out, _ = run(capsys, "--version")
+def test_version_and_help(cli):
+    code, out, _ = cli("--version")
     assert code == 0 and out.strip() == f"aebench {__version__}"
-    code, out, _ = run(capsys, "--help")
+    code, out, _ = cli("--help")
     assert code == 0
     for cmd in ("models", "datasets", "plugins"):
         assert cmd in out
 
 
-def test_datasets_json_parses_and_reports_local_readiness(capsys, tmp_path):
-    code, out, _ = run(capsys, "datasets", "--json", "--data-dir", str(tmp_path))
+def test_datasets_json_parses_and_reports_local_readiness(cli, tmp_path):
+    code, out, _ = cli("datasets", "--json", "--data-dir", str(tmp_path))
     assert code == 0
     data = json.loads(out)
     assert data["data_dir"] == str(tmp_path)
@@ -40,8 +29,8 @@ def test_datasets_json_parses_and_reports_local_readiness(capsys, tmp_path):
     assert digits["shape"] == [1, 8, 8] and digits["num_classes"] == 10 and digits["ready"]
 
 
-def test_plugins_all_lists_builtins_with_hooks(capsys):
-    code, out, _ = run(capsys, "plugins", "--all", "--json")
+def test_plugins_all_lists_builtins_with_hooks(cli):
+    code, out, _ = cli("plugins", "--all", "--json")
     assert code == 0
     rows = {r["name"]: r for r in json.loads(out) if r["builtin"]}  # third-party may be installed
     assert rows["aebench.datasets.digits"]["hooks"] == ["register_datasets"]
@@ -56,27 +45,27 @@ def test_plugins_all_lists_builtins_with_hooks(capsys):
         (("models", "nosuch"), "unknown model 'nosuch'; see `aebench models`"),
     ],
 )
-def test_unknown_names_exit_2_with_one_line(capsys, args, expected):
-    code, _, err = run(capsys, *args)
+def test_unknown_names_exit_2_with_one_line(cli, args, expected):
+    code, _, err = cli(*args)
     assert code == 2
     assert expected in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
-def test_unknown_model_suggests_the_family(capsys):
-    _, _, err = run(capsys, "models", "vea")
+def test_unknown_model_suggests_the_family(cli):
+    _, _, err = cli("models", "vea")
     assert "did you mean vae?" in err
 
 
-def test_models_pattern_and_json(capsys):
-    code, out, _ = run(capsys, "models", "*-cnn", "--json")
+def test_models_pattern_and_json(cli):
+    code, out, _ = cli("models", "*-cnn", "--json")
     assert code == 0
     rows = [r for r in json.loads(out) if r["plugin"].startswith("aebench ")]  # built-ins
     assert [r["name"] for r in rows] == ["ae-cnn", "vae-cnn", "beta-vae-cnn"]
     assert all(r["arch"] == "cnn" for r in json.loads(out))
     beta = rows[2]
     assert beta["family"] == "beta-vae" and beta["config"]["beta"] == 4.0
-    code, out, _ = run(capsys, "models", "vae", "--json")
+    code, out, _ = cli("models", "vae", "--json")
     assert [r["name"] for r in json.loads(out)] == ["vae-mlp", "vae-cnn"]
 
 

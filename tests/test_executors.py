@@ -23,15 +23,6 @@ FAST = ["--profile", "smoke", "--epochs", "2", "--no-report", "--fid-samples", "
 VOLATILE = ["finished", "train_seconds", "eval_seconds", "eval_timings", "threads"]
 
 
-def cli(capsys, *args: str) -> tuple[int, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    return code, capsys.readouterr().err
-
-
 def table(out: Path) -> pd.DataFrame:
     frame = pd.read_csv(out / "results.csv")
     return frame.drop(columns=[c for c in VOLATILE if c in frame.columns])
@@ -47,8 +38,8 @@ def serial(tmp_path_factory) -> Path:
     return out
 
 
-def test_worker_processes_give_the_serial_numbers(serial, capsys, tmp_path):
-    code, err = cli(capsys, "run", *GRID, *FAST, "--workers", "2", "--out", str(tmp_path))
+def test_worker_processes_give_the_serial_numbers(serial, cli, tmp_path):
+    code, _, err = cli("run", *GRID, *FAST, "--workers", "2", "--out", str(tmp_path))
     assert code == 0, err
     assert "4 run(s) done" in err and "[w1]" in err and "[w2]" in err
     pd.testing.assert_frame_equal(table(serial), table(tmp_path))
@@ -56,11 +47,11 @@ def test_worker_processes_give_the_serial_numbers(serial, capsys, tmp_path):
     assert (threads == max(1, (os.cpu_count() or 1) // 2)).all()  # each its share of the CPUs
 
 
-def test_ray_executor_gives_the_serial_numbers(serial, capsys, tmp_path):
+def test_ray_executor_gives_the_serial_numbers(serial, cli, tmp_path):
     """A local Ray cluster (what `--executor ray` starts without --ray-address)."""
     pytest.importorskip("ray")
     grid = [*GRID[:-1], "2"]  # two cells: every Ray worker is a fresh interpreter
-    code, err = cli(capsys, "run", *grid, *FAST, "--executor", "ray", "--out", str(tmp_path))
+    code, _, err = cli("run", *grid, *FAST, "--executor", "ray", "--out", str(tmp_path))
     assert code == 0, err
     expected = table(serial)
     pd.testing.assert_frame_equal(
@@ -68,13 +59,13 @@ def test_ray_executor_gives_the_serial_numbers(serial, capsys, tmp_path):
     )
 
 
-def test_slurm_executor_through_submitit_gives_the_serial_numbers(serial, capsys, tmp_path):
+def test_slurm_executor_through_submitit_gives_the_serial_numbers(serial, cli, tmp_path):
     pytest.importorskip("submitit")
     suite = tmp_path / "slurm.toml"
     suite.write_text('[execution]\nexecutor = "slurm"\nslurm_cluster = "local"\nworkers = 2\n')
     out = tmp_path / "out"
     grid = [*GRID[:-1], "2"]  # two cells: each SLURM task is a fresh interpreter
-    code, err = cli(capsys, "run", *grid, *FAST, "--suite", str(suite), "--out", str(out))
+    code, _, err = cli("run", *grid, *FAST, "--suite", str(suite), "--out", str(out))
     assert code == 0, err
     assert "submitted 2 cell(s) as SLURM job array" in err
     expected = table(serial)
@@ -84,7 +75,7 @@ def test_slurm_executor_through_submitit_gives_the_serial_numbers(serial, capsys
     assert any((out / ".slurm").iterdir())  # submitit's logs
 
 
-def test_a_cell_claimed_by_a_live_process_is_left_to_it(serial, capsys, tmp_path):
+def test_a_cell_claimed_by_a_live_process_is_left_to_it(serial, cli, tmp_path):
     runs = ["run", "--models", "ae-mlp", "--datasets", "digits", *FAST]
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
@@ -96,14 +87,14 @@ def test_a_cell_claimed_by_a_live_process_is_left_to_it(serial, capsys, tmp_path
         host = __import__("socket").gethostname()
         claim = {"host": host, "pid": holder.pid, "token": "x"}
         (claims / f"{_key(cell, epochs=2, fid=200)}.claim").write_text(json.dumps(claim))
-        code, err = cli(capsys, *runs, "--out", str(tmp_path))
+        code, _, err = cli(*runs, "--out", str(tmp_path))
         assert code == 0, err
         assert "0 run(s) done, 1 skipped" in err and "running in another process" in err
     finally:
         holder.kill()
         holder.wait()
     # its process is gone: the next command takes the cell over
-    code, err = cli(capsys, *runs, "--out", str(tmp_path))
+    code, _, err = cli(*runs, "--out", str(tmp_path))
     assert code == 0 and "1 run(s) done" in err, err
     assert not list((tmp_path / CLAIMS).glob("*.claim"))  # released
 
@@ -129,27 +120,27 @@ def test_two_commands_on_one_output_never_train_a_cell_twice(tmp_path):
     assert len(records) == 3 and all(r.done for r in records)
 
 
-def test_execution_settings_are_checked_up_front(capsys, tmp_path):
+def test_execution_settings_are_checked_up_front(cli, tmp_path):
     for args, message in [
         (("--workers", "0"), "--workers must be a positive integer"),
         (("--executor", "dask"), "unknown executor 'dask'"),
         (("--devices", "cuda:0"), "--devices cuda:0: the runs are on cpu"),
         (("--gpus-per-cell", "0"), "--gpus-per-cell must be > 0"),
     ]:
-        code, err = cli(capsys, "run", *GRID, *FAST, *args, "--out", str(tmp_path))
+        code, _, err = cli("run", *GRID, *FAST, *args, "--out", str(tmp_path))
         assert code == 2 and message in err, err
         assert len(err.strip().splitlines()) == 1
     suite = tmp_path / "s.toml"
     suite.write_text("[execution]\nworker = 2\n")
-    code, err = cli(capsys, "run", *GRID, "--suite", str(suite), "--out", str(tmp_path))
+    code, _, err = cli("run", *GRID, "--suite", str(suite), "--out", str(tmp_path))
     assert code == 2 and "unknown key 'worker' (did you mean workers?)" in err
     with pytest.raises(ConfigError, match="must be a positive integer"):
         ExecutionSettings(workers=-1).check()
 
 
-def test_a_missing_optional_extra_is_one_line(capsys, tmp_path, monkeypatch):
+def test_a_missing_optional_extra_is_one_line(cli, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # as if `aebench[ray]` were not installed
-    code, err = cli(capsys, "run", *GRID, *FAST, "--executor", "ray", "--out", str(tmp_path))
+    code, _, err = cli("run", *GRID, *FAST, "--executor", "ray", "--out", str(tmp_path))
     assert code == 2 and "pip install 'aebench[ray]'" in err
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

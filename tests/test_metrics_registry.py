@@ -15,7 +15,6 @@ import pandas as pd
 import pytest
 
 import aebench
-from aebench.cli import main
 from aebench.metrics import column_specs, markdown, metric_specs
 from aebench.plugins import get_plugins
 from aebench.specs import GROUPS, MetricColumn, MetricOption, MetricSpec
@@ -71,16 +70,6 @@ def brightness():
         plugins.unregister("brightness")
 
 
-def cli(capsys, *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
-
-
 def test_builtin_metrics_register_through_the_hook():
     builtin = [s for s in metric_specs() if s.plugin.endswith("(built-in)")]
     assert [s.name for s in builtin] == ["losses", "reconstruction", "fid", "nll", "probe", "cost"]
@@ -91,9 +80,8 @@ def test_builtin_metrics_register_through_the_hook():
         assert col.direction in ("min", "max", None)
 
 
-def test_a_plugin_metric_reaches_table_parquet_site_and_listing(brightness, capsys, tmp_path):
+def test_a_plugin_metric_reaches_table_parquet_site_and_listing(brightness, cli, tmp_path):
     code, _, err = cli(
-        capsys,
         "run",
         "--models",
         "ae-mlp,vae-mlp",
@@ -128,7 +116,7 @@ def test_a_plugin_metric_reaches_table_parquet_site_and_listing(brightness, caps
     assert "Brightness" in header.group(0) and "↑" in header.group(0)
     assert "Mean pixel value of generated samples" in header.group(0)  # tooltip
 
-    code, out, _ = cli(capsys, "metrics", "--json")
+    code, out, _ = cli("metrics", "--json")
     listed = {s["name"]: s for s in json.loads(out)}
     assert listed["brightness"]["columns"][0]["label"] == "Brightness"
     assert listed["brightness"]["options"][0]["profiles"] == {"smoke": 32}

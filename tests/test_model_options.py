@@ -21,15 +21,6 @@ FAST = ["--datasets", "digits", "--epochs", "1", "--no-fid", "--no-report"]
 FAST += ["--probe-samples", "0", "--nll-samples", "0"]
 
 
-def cli(capsys, *args: str) -> tuple[int, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    return code, capsys.readouterr().err
-
-
 @dataclass
 class NoisyConfig(VAEConfig):
     """A plugin family's own options: a float, a bool and a tuple."""
@@ -129,9 +120,8 @@ def test_option_errors_name_the_option(noisy, opts, message):
         plan([Options(models=["noisy-mlp"], datasets=["digits"], model_options=opts)], "cpu")
 
 
-def test_cli_sweep_reaches_results_with_one_column_per_varied_option(capsys, tmp_path):
-    code, err = cli(
-        capsys,
+def test_cli_sweep_reaches_results_with_one_column_per_varied_option(cli, tmp_path):
+    code, _, err = cli(
         "run",
         "--models",
         "beta-vae-mlp,ae-mlp",
@@ -154,10 +144,10 @@ def test_cli_sweep_reaches_results_with_one_column_per_varied_option(capsys, tmp
     assert "model.sampler" not in table.columns and "sampler" in table.columns
 
 
-def test_rerun_with_a_default_spelled_out_finds_the_finished_run(capsys, tmp_path):
+def test_rerun_with_a_default_spelled_out_finds_the_finished_run(cli, tmp_path):
     args = ["run", "--models", "beta-vae-mlp", *FAST, "--out", str(tmp_path)]
-    assert cli(capsys, *args)[0] == 0
-    code, err = cli(capsys, *args, "--betas", "4")  # 4 is the default: same configuration
+    assert cli(*args)[0] == 0
+    code, _, err = cli(*args, "--betas", "4")  # 4 is the default: same configuration
     assert code == 0 and "1 of 1 runs already finished" in err
 
 
@@ -207,9 +197,9 @@ def test_python_api_runs_a_sweep(tmp_path):
     assert all(r["hidden_dims"] == [32, 16] for r in resolved)
 
 
-def test_batch_size_beyond_the_training_set_is_recorded_as_used(capsys, tmp_path):
-    code, err = cli(
-        capsys, "run", "--models", "ae-mlp", *FAST, "--batch-size", "100000", "--out", str(tmp_path)
+def test_batch_size_beyond_the_training_set_is_recorded_as_used(cli, tmp_path):
+    code, _, err = cli(
+        "run", "--models", "ae-mlp", *FAST, "--batch-size", "100000", "--out", str(tmp_path)
     )
     assert code == 0, err
     assert "using batches of 1293" in err  # 1437 train images less 144 for validation

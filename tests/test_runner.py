@@ -11,7 +11,6 @@ import pytest
 import torch
 
 import aebench
-from aebench.cli import main
 from aebench.plugins import get_plugins
 from aebench.specs import ModelSpec
 
@@ -27,17 +26,8 @@ FAST = [
 ]
 
 
-def cli(capsys, *args: str) -> tuple[int, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    return code, capsys.readouterr().err
-
-
-def test_run_stores_every_run_and_the_results_table(capsys, tmp_path):
-    code, err = cli(capsys, "run", "--models", "vae-mlp,ae-mlp", *FAST, "--out", str(tmp_path))
+def test_run_stores_every_run_and_the_results_table(cli, tmp_path):
+    code, _, err = cli("run", "--models", "vae-mlp,ae-mlp", *FAST, "--out", str(tmp_path))
     assert code == 0, err
     runs = sorted((tmp_path / "runs").iterdir())
     assert len(runs) == 2
@@ -77,9 +67,9 @@ def test_run_stores_every_run_and_the_results_table(capsys, tmp_path):
     )
 
 
-def test_same_seed_same_numbers_and_weights_reload(capsys, tmp_path):
+def test_same_seed_same_numbers_and_weights_reload(cli, tmp_path):
     for out in ("a", "b"):
-        code, err = cli(capsys, "run", "--models", "vae-cnn", *FAST, "--out", str(tmp_path / out))
+        code, _, err = cli("run", "--models", "vae-cnn", *FAST, "--out", str(tmp_path / out))
         assert code == 0, err
     a, b = (pd.read_csv(tmp_path / o / "results.csv") for o in ("a", "b"))
     assert a.test_total.iloc[0] == b.test_total.iloc[0]
@@ -94,21 +84,21 @@ def test_same_seed_same_numbers_and_weights_reload(capsys, tmp_path):
     assert model.reconstruct(x).shape == x.shape and not model.training
 
 
-def test_rerun_skips_finished_runs_and_force_redoes_them(capsys, tmp_path):
+def test_rerun_skips_finished_runs_and_force_redoes_them(cli, tmp_path):
     args = ("run", "--models", "ae-mlp", *FAST, "--out", str(tmp_path))
-    assert cli(capsys, *args)[0] == 0
+    assert cli(*args)[0] == 0
     stamp = (tmp_path / "runs").iterdir().__next__() / "status.json"
     before = stamp.read_text()
-    code, err = cli(capsys, *args)
+    code, _, err = cli(*args)
     assert code == 0 and "1 of 1 runs already finished" in err and "0 run(s) done, 1 skipped" in err
     assert stamp.read_text() == before
-    code, err = cli(capsys, *args, "--force")
+    code, _, err = cli(*args, "--force")
     assert code == 0 and "1 run(s) done" in err
 
 
-def test_interrupted_benchmark_resumes_to_the_same_table(capsys, tmp_path, monkeypatch):
+def test_interrupted_benchmark_resumes_to_the_same_table(cli, tmp_path, monkeypatch):
     args = ["run", "--models", "vae-mlp,ae-mlp", "--latent-dims", "2,4", *FAST]
-    assert cli(capsys, *args, "--out", str(tmp_path / "clean"))[0] == 0
+    assert cli(*args, "--out", str(tmp_path / "clean"))[0] == 0
 
     import aebench.executors.local as runner
 
@@ -121,12 +111,12 @@ def test_interrupted_benchmark_resumes_to_the_same_table(capsys, tmp_path, monke
         return real(*a, **k)
 
     monkeypatch.setattr(runner, "execute_run", killed_on_third)
-    code, err = cli(capsys, *args, "--out", str(tmp_path / "resumed"))
+    code, _, err = cli(*args, "--out", str(tmp_path / "resumed"))
     assert code == 130 and "finished runs are kept" in err
     partial = pd.read_csv(tmp_path / "resumed" / "results.csv")
     assert (partial.status == "done").sum() == 2  # the table was rebuilt on the way out
     monkeypatch.setattr(runner, "execute_run", real)
-    code, err = cli(capsys, *args, "--out", str(tmp_path / "resumed"))
+    code, _, err = cli(*args, "--out", str(tmp_path / "resumed"))
     assert code == 0 and "2 of 4 runs already finished" in err
 
     cols = ["run_id", "status", "test_total", "test_mse", "test_ssim", "probe_acc"]
@@ -135,7 +125,7 @@ def test_interrupted_benchmark_resumes_to_the_same_table(capsys, tmp_path, monke
     pd.testing.assert_frame_equal(clean, resumed)
 
 
-def test_diverging_model_is_recorded_as_failed_and_others_continue(capsys, tmp_path):
+def test_diverging_model_is_recorded_as_failed_and_others_continue(cli, tmp_path):
     base = aebench.model_spec("vae-mlp")
 
     def factory(config, shape):
@@ -166,7 +156,7 @@ def test_diverging_model_is_recorded_as_failed_and_others_continue(capsys, tmp_p
     plugins = get_plugins()
     plugins.register(Plugin(), "boom")
     try:
-        code, err = cli(capsys, "run", "--models", "boom,ae-mlp", *FAST, "--out", str(tmp_path))
+        code, _, err = cli("run", "--models", "boom,ae-mlp", *FAST, "--out", str(tmp_path))
     finally:
         plugins.unregister("boom")
     assert code == 1
@@ -222,7 +212,7 @@ def test_diverging_model_is_recorded_as_failed_and_others_continue(capsys, tmp_p
         ),
     ],
 )
-def test_bad_options_fail_before_any_training(capsys, tmp_path, args, message):
+def test_bad_options_fail_before_any_training(cli, tmp_path, args, message):
     if torch.cuda.is_available() and "cuda" in args:
         pytest.skip("this machine has CUDA")
     flat = tmp_path / "flat"  # a folder of unlabelled images
@@ -240,7 +230,7 @@ def test_bad_options_fail_before_any_training(capsys, tmp_path, args, message):
             base.pop(flag)
     given = [x for kv in base.items() for x in kv]
     # --epochs 1 first: a bad value in `args` comes later and wins.
-    code, err = cli(capsys, "run", *given, "--epochs", "1", "--out", str(tmp_path / "o"), *args)
+    code, _, err = cli("run", *given, "--epochs", "1", "--out", str(tmp_path / "o"), *args)
     assert code == 2, err
     assert message in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
@@ -285,7 +275,7 @@ def test_shipped_suites_are_valid(suite):
     assert runs
 
 
-def test_own_image_folder_with_loader_options_from_the_cli(capsys, tmp_path):
+def test_own_image_folder_with_loader_options_from_the_cli(cli, tmp_path):
     from PIL import Image
 
     root = tmp_path / "imgs"
@@ -308,13 +298,13 @@ def test_own_image_folder_with_loader_options_from_the_cli(capsys, tmp_path):
         "--out",
         str(tmp_path / "o"),
     ]
-    code, err = cli(capsys, *args, "--dataset-options", "size=8,channels=1")
+    code, _, err = cli(*args, "--dataset-options", "size=8,channels=1")
     assert code == 0, err
     (run,) = (tmp_path / "o" / "runs").iterdir()
     config = json.loads((run / "config.json").read_text())
     assert config["input_shape"] == [1, 8, 8]
     assert config["dataset_options"] == {"channels": 1, "size": [8, 8]}
     # Other loader options are another run (a different key), not a skipped one.
-    code, err = cli(capsys, *args, "--dataset-options", "size=6,channels=3")
+    code, _, err = cli(*args, "--dataset-options", "size=6,channels=3")
     assert code == 0 and "1 run(s) done, 0 skipped" in err
     assert len(list((tmp_path / "o" / "runs").iterdir())) == 2

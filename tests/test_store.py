@@ -11,18 +11,7 @@ import pytest
 
 import aebench
 from aebench import results
-from aebench.cli import main
 from aebench.store import FORMAT_VERSION, RunFormatError, RunStore
-
-
-def cli(capsys, *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +79,7 @@ def test_model_round_trips_through_the_store(finished):
         ("metrics.json", "[]", "metrics.json is not a JSON object"),
     ],
 )
-def test_a_corrupt_run_is_named_and_skipped_by_the_table(bench, capsys, file, content, why):
+def test_a_corrupt_run_is_named_and_skipped_by_the_table(bench, file, content, why):
     target = run_dir(bench, "vae-mlp")
     (target / file).write_text(content)
     record = RunStore(bench).read(target.name)
@@ -103,44 +92,44 @@ def test_a_corrupt_run_is_named_and_skipped_by_the_table(bench, capsys, file, co
         RunStore(bench).get(target.name)
 
 
-def test_report_warns_about_corrupt_runs_and_builds_from_the_others(bench, capsys):
+def test_report_warns_about_corrupt_runs_and_builds_from_the_others(bench, cli):
     (run_dir(bench, "vae-mlp") / "metrics.json").write_text("{")
-    code, out, err = cli(capsys, "report", str(bench))
+    code, out, err = cli("report", str(bench))
     assert code == 0, err
     assert "warning: run digits_vae-mlp_" in err and "metrics.json is not valid JSON" in err
     assert Path(out.strip()).is_file()
     assert "ae-mlp" in Path(out.strip()).read_text()
 
 
-def test_unknown_format_version_is_one_line(bench, capsys):
+def test_unknown_format_version_is_one_line(bench, cli):
     target = run_dir(bench, "ae-mlp")
     config = json.loads((target / "config.json").read_text())
     (target / "config.json").write_text(json.dumps({**config, "format_version": 99}))
     record = RunStore(bench).read(target.name)
     assert "run format 99" in record.corrupt and "upgrade aebench" in record.corrupt
-    code, _, err = cli(capsys, "generate", str(target))
+    code, _, err = cli("generate", str(target))
     assert code == 2 and "run format 99" in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
-def test_generate_on_corrupt_weights_is_one_line(bench, capsys):
+def test_generate_on_corrupt_weights_is_one_line(bench, cli):
     target = run_dir(bench, "vae-mlp")
     (target / "weights.safetensors").write_bytes(b"\x00" * 40)
-    code, _, err = cli(capsys, "generate", str(target), "--n", "4")
+    code, _, err = cli("generate", str(target), "--n", "4")
     assert code == 2
     assert "weights.safetensors is corrupt" in err and "internal error" not in err
     assert len(err.strip().splitlines()) == 1
 
 
-def test_generate_writes_samples_and_explains_a_wrong_path(bench, capsys):
+def test_generate_writes_samples_and_explains_a_wrong_path(bench, cli):
     target = run_dir(bench, "vae-mlp")
-    code, out, err = cli(capsys, "generate", str(target), "--n", "4")
+    code, out, err = cli("generate", str(target), "--n", "4")
     assert code == 0, err
     assert Path(out.strip()) == target / "images" / "generated.png"
     assert "generated" in RunStore(bench).read(target.name).images
-    code, _, err = cli(capsys, "generate", str(bench))
+    code, _, err = cli("generate", str(bench))
     assert code == 2 and "give one run" in err and str(bench / "runs") in err
-    code, _, err = cli(capsys, "generate", str(bench / "nope"))
+    code, _, err = cli("generate", str(bench / "nope"))
     assert code == 2 and "does not exist" in err
 
 

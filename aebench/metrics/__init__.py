@@ -37,6 +37,7 @@ __all__ = [
     "column_specs",
     "evaluate",
     "generate_samples",
+    "hook",
     "markdown",
     "metric_specs",
     "option_specs",
@@ -116,6 +117,19 @@ class EvalContext:
 
 
 # -- the registry ---------------------------------------------------------------
+def hook(*specs: MetricSpec) -> Callable[[Callable[[MetricSpec], None]], None]:
+    """A ``register_metrics`` hook implementation registering ``specs``: a metric
+    module ends with ``register_metrics = hook(METRIC)``."""
+    from aebench.hookspecs import hookimpl
+
+    @hookimpl
+    def register_metrics(register: Callable[[MetricSpec], None]) -> None:
+        for spec in specs:
+            register(spec)
+
+    return register_metrics
+
+
 def metric_specs() -> list[MetricSpec]:
     """Registered metrics (built-in and plugins), in column order."""
     from aebench.plugins import get_plugins

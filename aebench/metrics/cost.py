@@ -7,37 +7,18 @@ values come from the runner, which times the training loop and the evaluation.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from aebench.hookspecs import hookimpl
+from aebench.metrics import hook
 from aebench.specs import MetricColumn, MetricSpec
 
-
-@hookimpl
-def register_metrics(register: Callable[[MetricSpec], None]) -> None:
-    register(
-        MetricSpec(
-            name="cost",
-            fn=None,
-            order=1000,
-            description="Wall times of the run (recorded by the runner; depend on the hardware)",
-            columns=(
-                MetricColumn(
-                    "train_seconds",
-                    "Train time",
-                    "s",
-                    None,
-                    "Wall time of the training loop, validation included",
-                    group="cost",
-                ),
-                MetricColumn(
-                    "eval_seconds",
-                    "Eval time",
-                    "s",
-                    None,
-                    "Wall time of the evaluation (all metrics and run images)",
-                    group="cost",
-                ),
-            ),
-        )
-    )
+METRIC = MetricSpec(
+    "cost",
+    None,
+    description="Wall times of the run (recorded by the runner; they depend on the hardware)",
+    group="cost",
+    order=1000,
+    columns=(
+        MetricColumn("train_seconds", "Train time", "s", None, "Training loop with validation"),
+        MetricColumn("eval_seconds", "Eval time", "s", None, "Evaluation, run images included"),
+    ),
+)
+register_metrics = hook(METRIC)

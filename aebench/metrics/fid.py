@@ -37,7 +37,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,8 +47,8 @@ from torch.utils.data import Dataset
 
 from aebench.datasets.base import ImageSet, cache_dir
 from aebench.errors import ConfigError
-from aebench.hookspecs import hookimpl
 from aebench.images import to_uint8
+from aebench.metrics import hook
 from aebench.specs import MetricColumn, MetricOption, MetricSpec
 
 if TYPE_CHECKING:
@@ -523,47 +522,41 @@ def compute(ctx: EvalContext) -> dict[str, Any]:
     return out
 
 
-@hookimpl
-def register_metrics(register: Callable[[MetricSpec], None]) -> None:
-    register(
-        MetricSpec(
-            name="fid",
-            fn=compute,
-            order=30,
-            description="Fréchet inception distance (torch-fidelity) between samples from the "
-            "model and the test split; stored with its extractor, sample count and grayscale "
-            "handling",
-            options=(
-                MetricOption(
-                    "fid_samples",
-                    int,
-                    10000,
-                    "samples drawn for FID (0: skip FID)",
-                    profiles={"smoke": 500, "quick": 5000, "full": 10000},
-                    minimum=0,
-                    flag="--fid-samples",
-                ),
-                MetricOption(
-                    "fid_extractor",
-                    str,
-                    "auto",
-                    "feature extractor: auto (Inception when its weights are on disk, else "
-                    "classifier), inception-v3-compat, or classifier (offline)",
-                    choices=EXTRACTORS,
-                    flag="--fid-extractor",
-                ),
-            ),
-            columns=(
-                MetricColumn(
-                    "fid",
-                    "FID",
-                    "",
-                    "min",
-                    "Fréchet distance between feature statistics of model samples and test "
-                    "images; only values with the same extractor and sample count compare",
-                    group="samples",
-                    split_by=("fid_extractor", "fid_samples"),
-                ),
-            ),
-        )
-    )
+SAMPLES = MetricOption(
+    "fid_samples",
+    int,
+    10000,
+    "samples drawn for FID (0: skip FID)",
+    {"smoke": 500, "quick": 5000, "full": 10000},
+    minimum=0,
+    flag="--fid-samples",
+)
+EXTRACTOR = MetricOption(
+    "fid_extractor",
+    str,
+    "auto",
+    "auto (Inception when its weights are on disk, else classifier), inception-v3-compat, "
+    "or classifier (offline)",
+    choices=EXTRACTORS,
+    flag="--fid-extractor",
+)
+METRIC = MetricSpec(
+    "fid",
+    compute,
+    description="Fréchet inception distance (torch-fidelity) between model samples and the "
+    "test split; stored with its extractor, sample count and grayscale handling",
+    group="samples",
+    order=30,
+    options=(SAMPLES, EXTRACTOR),
+    columns=(
+        MetricColumn(
+            "fid",
+            "FID",
+            "",
+            "min",
+            "Fréchet distance of feature statistics; compares only within one extractor and n",
+            split_by=("fid_extractor", "fid_samples"),
+        ),
+    ),
+)
+register_metrics = hook(METRIC)

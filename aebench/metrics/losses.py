@@ -23,13 +23,12 @@ across aebench models, not with dequantised-likelihood papers.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import torch
 
 from aebench.datasets.base import ImageSet
-from aebench.hookspecs import hookimpl
+from aebench.metrics import hook
 from aebench.metrics._util import eval_mode, seeded
 from aebench.models.base import AutoEncoder
 from aebench.specs import MetricColumn, MetricSpec
@@ -90,52 +89,32 @@ def compute(ctx: EvalContext) -> dict[str, float]:
     return {f"test_{k}": v for k, v in out.items()}
 
 
-@hookimpl
-def register_metrics(register: Callable[[MetricSpec], None]) -> None:
-    register(
-        MetricSpec(
-            name="losses",
-            fn=compute,
-            order=10,
-            on_error="fail",
-            description="The model's own loss terms on the test split, per image in nats",
-            columns=(
-                MetricColumn(
-                    "test_total",
-                    "Test loss",
-                    "nats",
-                    "min",
-                    "Training objective on the test split per image (recon + β·regulariser)",
-                    group="likelihood",
-                ),
-                MetricColumn(
-                    "test_recon",
-                    "Reconstruction",
-                    "nats",
-                    "min",
-                    "-log p(x|z) per image, summed over pixels (Bernoulli or Gaussian likelihood)",
-                    group="likelihood",
-                ),
-                MetricColumn(
-                    "test_reg",
-                    "Regulariser",
-                    "nats",
-                    None,
-                    "The family's regulariser per image: KL(q(z|x) || p(z)) for VAEs; "
-                    "not applicable to a plain AE",
-                    group="likelihood",
-                    applies_to=_has_regulariser,
-                    applies_text="models with a regulariser (not a plain AE)",
-                ),
-                MetricColumn(
-                    "test_bpd",
-                    "Bits/dim",
-                    "bits/dim",
-                    "min",
-                    "(recon + KL) / (D ln 2), the negative ELBO in bits per dimension; "
-                    "recon alone for models without a KL term",
-                    group="likelihood",
-                ),
-            ),
-        )
-    )
+METRIC = MetricSpec(
+    "losses",
+    compute,
+    description="The model's own loss terms on the test split, per image in nats",
+    group="likelihood",
+    order=10,
+    on_error="fail",
+    columns=(
+        MetricColumn("test_total", "Test loss", "nats", "min", "Training objective: recon + β·reg"),
+        MetricColumn("test_recon", "Reconstruction", "nats", "min", "-log p(x|z) over all pixels"),
+        MetricColumn(
+            "test_reg",
+            "Regulariser",
+            "nats",
+            None,
+            "The family's regulariser: KL(q(z|x) || p(z)) for VAEs",
+            applies_to=_has_regulariser,
+            applies_text="models with a regulariser (not a plain AE)",
+        ),
+        MetricColumn(
+            "test_bpd",
+            "Bits/dim",
+            "bits/dim",
+            "min",
+            "(recon + KL) / (D ln 2): the negative ELBO per dimension; recon alone without a KL",
+        ),
+    ),
+)
+register_metrics = hook(METRIC)

@@ -13,13 +13,12 @@ models that implement ``log_likelihood`` (a likelihood bound); for the others
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from aebench.datasets.base import ImageSet
-from aebench.hookspecs import hookimpl
+from aebench.metrics import hook
 from aebench.metrics._util import eval_mode, seeded
 from aebench.metrics.losses import bits_per_dim
 from aebench.models.base import AutoEncoder
@@ -72,6 +71,12 @@ def nll_metrics(
 
 
 # -- the metric ---------------------------------------------------------------------
+PROFILES_K = {"smoke": 16, "quick": 64, "full": 1000}
+PROFILES_N = {"smoke": 200, "quick": 1000, "full": 10000}
+HELP_K = "importance samples per image"
+HELP_SAMPLES = "test images the NLL is estimated on (0: skip)"
+
+
 def has_likelihood_bound(model: AutoEncoder) -> bool:
     """Whether the model's class implements ``log_likelihood`` (the VAE families do)."""
     return type(model).log_likelihood is not AutoEncoder.log_likelihood
@@ -88,54 +93,22 @@ def compute(ctx: EvalContext) -> dict[str, Any]:
     )
 
 
-@hookimpl
-def register_metrics(register: Callable[[MetricSpec], None]) -> None:
-    register(
-        MetricSpec(
-            name="nll",
-            fn=compute,
-            order=40,
-            description="Negative log-likelihood from the IWAE bound (Burda et al. 2016) on a "
-            "fixed test subset",
-            applies_to=lambda ctx: has_likelihood_bound(ctx.model),
-            applies_text="models with a likelihood bound (log_likelihood): the VAE families",
-            options=(
-                MetricOption(
-                    "nll_k",
-                    int,
-                    100,
-                    "importance samples per image for the IWAE bound",
-                    profiles={"smoke": 16, "quick": 64, "full": 1000},
-                    minimum=1,
-                    flag="--nll-k",
-                ),
-                MetricOption(
-                    "nll_samples",
-                    int,
-                    1000,
-                    "test images the NLL is estimated on (0: skip)",
-                    profiles={"smoke": 200, "quick": 1000, "full": 10000},
-                    minimum=0,
-                    flag="--nll-samples",
-                ),
-            ),
-            columns=(
-                MetricColumn(
-                    "nll",
-                    "NLL",
-                    "nats",
-                    "min",
-                    "-log p(x) per image, upper bound from the IWAE estimate with nll_k samples",
-                    group="likelihood",
-                ),
-                MetricColumn(
-                    "nll_bpd",
-                    "NLL",
-                    "bits/dim",
-                    "min",
-                    "The IWAE NLL in bits per dimension: nll / (D ln 2)",
-                    group="likelihood",
-                ),
-            ),
-        )
-    )
+METRIC = MetricSpec(
+    "nll",
+    compute,
+    description="Negative log-likelihood from the IWAE bound (Burda et al. 2016) on a fixed "
+    "test subset",
+    group="likelihood",
+    order=40,
+    applies_to=lambda ctx: has_likelihood_bound(ctx.model),
+    applies_text="models with a likelihood bound (log_likelihood): the VAE families",
+    options=(
+        MetricOption("nll_k", int, 100, HELP_K, PROFILES_K, 1, flag="--nll-k"),
+        MetricOption("nll_samples", int, 1000, HELP_SAMPLES, PROFILES_N, 0, flag="--nll-samples"),
+    ),
+    columns=(
+        MetricColumn("nll", "NLL", "nats", "min", "-log p(x): IWAE upper bound with nll_k samples"),
+        MetricColumn("nll_bpd", "NLL", "bits/dim", "min", "The IWAE NLL per dimension, in bits"),
+    ),
+)
+register_metrics = hook(METRIC)

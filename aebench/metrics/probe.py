@@ -8,13 +8,12 @@ on the latent means of the test set (or a fixed test subset).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from aebench.datasets.base import ImageSet
-from aebench.hookspecs import hookimpl
+from aebench.metrics import hook
 from aebench.metrics._util import eval_mode
 from aebench.metrics.nll import fixed_subset
 from aebench.models.base import AutoEncoder
@@ -67,6 +66,10 @@ def probe_accuracy(
 
 
 # -- the metric ---------------------------------------------------------------------
+PROFILES = {"smoke": 1000, "quick": 5000, "full": 10000}
+HELP = "training images the probe is fitted on (0: skip)"
+
+
 def compute(ctx: EvalContext) -> dict[str, Any]:
     return {
         "probe_acc": probe_accuracy(
@@ -80,36 +83,19 @@ def compute(ctx: EvalContext) -> dict[str, Any]:
     }
 
 
-@hookimpl
-def register_metrics(register: Callable[[MetricSpec], None]) -> None:
-    register(
-        MetricSpec(
-            name="probe",
-            fn=compute,
-            order=50,
-            description="How linearly decodable the class labels are from the latent means",
-            applies_to=lambda ctx: ctx.train.labels is not None and ctx.test.labels is not None,
-            applies_text="datasets with class labels",
-            options=(
-                MetricOption(
-                    "probe_samples",
-                    int,
-                    10000,
-                    "training images the probe is fitted on (0: skip)",
-                    profiles={"smoke": 1000, "quick": 5000, "full": 10000},
-                    minimum=0,
-                    flag="--probe-samples",
-                ),
-            ),
-            columns=(
-                MetricColumn(
-                    "probe_acc",
-                    "Linear probe",
-                    "accuracy",
-                    "max",
-                    "Test accuracy of a logistic regression on standardised latent means",
-                    group="representation",
-                ),
-            ),
-        )
-    )
+METRIC = MetricSpec(
+    "probe",
+    compute,
+    description="How linearly decodable the class labels are from the latent means",
+    group="representation",
+    order=50,
+    applies_to=lambda ctx: ctx.train.labels is not None and ctx.test.labels is not None,
+    applies_text="datasets with class labels",
+    options=(MetricOption("probe_samples", int, 10000, HELP, PROFILES, 0, flag="--probe-samples"),),
+    columns=(
+        MetricColumn(
+            "probe_acc", "Linear probe", "accuracy", "max", "Logistic regression accuracy"
+        ),
+    ),
+)
+register_metrics = hook(METRIC)

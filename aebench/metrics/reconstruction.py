@@ -9,14 +9,12 @@ and over the images of each class (``per_class``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from aebench.datasets.base import ImageSet
-from aebench.hookspecs import hookimpl
-from aebench.metrics import image
+from aebench.metrics import hook, image
 from aebench.metrics._util import eval_mode
 from aebench.models.base import AutoEncoder
 from aebench.specs import MetricColumn, MetricSpec
@@ -62,41 +60,17 @@ def compute(ctx: EvalContext) -> dict[str, Any]:
     }
 
 
-@hookimpl
-def register_metrics(register: Callable[[MetricSpec], None]) -> None:
-    register(
-        MetricSpec(
-            name="reconstruction",
-            fn=compute,
-            order=20,
-            description="Reconstructions of the test split vs the originals, as scikit-image "
-            "defines the metrics (data_range=1), per image then averaged; also per class",
-            columns=(
-                MetricColumn(
-                    "test_mse",
-                    "MSE",
-                    "per pixel",
-                    "min",
-                    "Mean squared error per pixel (pixels in [0, 1]), averaged over images",
-                    group="reconstruction",
-                ),
-                MetricColumn(
-                    "test_psnr",
-                    "PSNR",
-                    "dB",
-                    "max",
-                    "10 log10(1 / MSE) per image (capped at 100 dB), averaged over images",
-                    group="reconstruction",
-                ),
-                MetricColumn(
-                    "test_ssim",
-                    "SSIM",
-                    "",
-                    "max",
-                    "Structural similarity per image, scikit-image defaults (7x7 window), "
-                    "averaged over images",
-                    group="reconstruction",
-                ),
-            ),
-        )
-    )
+METRIC = MetricSpec(
+    "reconstruction",
+    compute,
+    description="Test reconstructions vs originals as scikit-image defines the metrics "
+    "(data_range=1): per image, averaged, and per class",
+    group="reconstruction",
+    order=20,
+    columns=(
+        MetricColumn("test_mse", "MSE", "per pixel", "min", "Mean squared error per pixel"),
+        MetricColumn("test_psnr", "PSNR", "dB", "max", "10 log10(1 / MSE), capped at 100 dB"),
+        MetricColumn("test_ssim", "SSIM", "", "max", "Structural similarity, 7x7 window"),
+    ),
+)
+register_metrics = hook(METRIC)
