@@ -143,7 +143,12 @@ def train_and_evaluate(
         epoch_latents.append(latent_means(model, tracked, device))
 
     settings = TrainSettings(
-        epochs=run.epochs, batch_size=run.batch_size, lr=run.lr, seed=run.seed, device=device
+        epochs=run.epochs,
+        batch_size=run.batch_size,
+        lr=run.lr,
+        seed=run.seed,
+        device=device,
+        compile=run.compile,
     )
     result = fit(model, data.train, data.val, settings, on_event=emit, on_epoch=on_epoch)
     writer.arrays("latents_epochs", **_labelled(torch.stack(epoch_latents), tracked))

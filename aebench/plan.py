@@ -84,6 +84,7 @@ class Options:
     metric_options: dict[str, Any] | None = None
     profile: str | None = None
     deterministic: bool | None = None
+    compile: bool | None = None
 
     def merged(self, over: Options) -> Options:
         """Values of ``over`` where given, else ours; option tables merge key by key."""
@@ -167,6 +168,7 @@ class RunConfig:
     profile: str
     dataset_options: dict[str, Any] = field(default_factory=dict)
     deterministic: bool = True
+    compile: bool = False
     family: str = field(default="", compare=False)
     arch: str = field(default="", compare=False)
     plugin: str = field(default="", compare=False)
@@ -457,7 +459,8 @@ def expand(options: Options, device: str) -> list[RunConfig]:
                             device=device,
                             profile=profile,
                             dataset_options=dataset_options[dataset],
-                            deterministic=_deterministic(o.deterministic),
+                            deterministic=_flag("--deterministic", o.deterministic, True),
+                            compile=_flag("--compile", o.compile, False),
                             family=spec.family,
                             arch=spec.arch,
                             plugin=spec.plugin,
@@ -468,8 +471,8 @@ def expand(options: Options, device: str) -> list[RunConfig]:
     return runs
 
 
-def _deterministic(value: Any) -> bool:
-    return True if value is None else convert("--deterministic", value, bool)
+def _flag(option: str, value: Any, default: bool) -> bool:
+    return default if value is None else convert(option, value, bool)
 
 
 def _shown(spec: Any, model_config: dict[str, Any], given: list[str]) -> list[str]:
