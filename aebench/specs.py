@@ -129,7 +129,8 @@ class DatasetSpec:
     dataset to be ready; empty means it needs no files at all. ``fetch(root)``
     downloads them, when that is possible. A spec with ``takes_argument=True``
     is selected as ``name:ARG`` (for instance ``folder:~/my-images``) and its
-    loader receives ``argument=ARG``.
+    loader receives ``argument=ARG``. ``factor_names``: the generative factors
+    its ImageSets carry (``ImageSet.factors``), for the disentanglement metrics.
     """
 
     name: str
@@ -143,6 +144,7 @@ class DatasetSpec:
     description: str = ""
     takes_argument: bool = False
     options: tuple[DatasetOption, ...] = ()
+    factor_names: tuple[str, ...] | None = None
     plugin: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:

@@ -19,13 +19,23 @@ ENV_CACHE_DIR = "AEBENCH_CACHE_DIR"
 
 @dataclass(frozen=True)
 class ImageSet:
-    """A split of a dataset: ``images`` uint8 ``(N, C, H, W)``, ``labels`` int64 ``(N,)``."""
+    """A split of a dataset: ``images`` uint8 ``(N, C, H, W)``, ``labels`` int64 ``(N,)``.
+
+    Datasets that know how their images were generated also give ``factors``:
+    float ``(N, K)``, the value of each of the ``factor_names`` for every image
+    (the disentanglement metrics use them; ``None`` elsewhere). ``factor_kinds``
+    says per factor whether it is ``"discrete"`` (a few values, e.g. a shape)
+    or ``"continuous"``.
+    """
 
     images: torch.Tensor
     labels: torch.Tensor | None
     class_names: tuple[str, ...] | None = None
     name: str = ""
     split: str = ""
+    factors: torch.Tensor | None = None
+    factor_names: tuple[str, ...] | None = None
+    factor_kinds: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.dim() != 4:
@@ -35,6 +45,18 @@ class ImageSet:
             )
         if self.labels is not None and len(self.labels) != len(self.images):
             raise ValueError("ImageSet.labels must have one label per image")
+        if self.factors is not None:
+            k = self.factors.shape[1] if self.factors.dim() == 2 else -1
+            if len(self.factors) != len(self.images) or k < 1:
+                raise ValueError("ImageSet.factors must be (N, K): one row per image")
+            for what, names in (
+                ("factor_names", self.factor_names),
+                ("factor_kinds", self.factor_kinds),
+            ):
+                if names is None or len(names) != k:
+                    raise ValueError(f"ImageSet.{what} must name each of the {k} factors")
+            if any(kind not in ("discrete", "continuous") for kind in self.factor_kinds or ()):
+                raise ValueError("ImageSet.factor_kinds are 'discrete' or 'continuous'")
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -65,6 +87,7 @@ class ImageSet:
             self,
             images=self.images[index],
             labels=None if self.labels is None else self.labels[index],
+            factors=None if self.factors is None else self.factors[index],
             split=self.split if split is None else split,
         )
 

@@ -46,6 +46,10 @@ __all__ = [
 
 NOT_APPLICABLE = "not_applicable"
 """metrics.json key listing the columns that do not apply to the run."""
+LATENT_POINTS = 10000
+"""Training images whose latent means fit ex-post densities (as the AE's own prior)."""
+EXPOST_COMPONENTS = 10
+"""Components of the ex-post Gaussian mixture (the AE's default prior)."""
 
 
 @dataclass
@@ -107,13 +111,68 @@ class EvalContext:
                 return next(o.default for o in option_specs() if o.name == name)
             raise KeyError(f"no metric option {name!r}; options: {', '.join(known)}") from None
 
-    def samples(self, n: int) -> torch.Tensor:
-        """``n`` uint8 samples from the model (seeded with ``seed``), drawn once per evaluation."""
-        cached = self.cache.get("samples")
+    # -- what several metrics share, computed once per evaluation ------------------
+    def encodings(self, split: str = "test") -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(latent means, log-variances or None) of ``split`` ("train": its first
+        :data:`LATENT_POINTS` images; "test": all), float32 on the CPU, cached."""
+        key = f"encodings:{split}"
+        if key not in self.cache:
+            from aebench.metrics._util import encode_all
+
+            data = self.train.subset(slice(0, LATENT_POINTS)) if split == "train" else self.test
+            self.cache[key] = encode_all(self.model, data, self.device)
+        return self.cache[key]
+
+    def latents(self, split: str = "test") -> torch.Tensor:
+        """Latent means of ``split`` (see :meth:`encodings`)."""
+        return self.encodings(split)[0]
+
+    def samplers(self) -> tuple[str, ...]:
+        """The samplers this model is evaluated with: ``"prior"`` (what it was trained
+        to sample from) where it has one, and ``"expost"`` (a density fitted on its
+        training latents) for every model."""
+        return ("prior", "expost") if self.model.has_prior else ("expost",)
+
+    def sampler_description(self, sampler: str) -> str:
+        if sampler == "prior" or (sampler == "expost" and not self.model.has_prior):
+            return self.model.prior_description
+        return f"GaussianMixture({EXPOST_COMPONENTS}, full) fitted on training latent means"
+
+    def samples(self, n: int, sampler: str = "model") -> torch.Tensor:
+        """``n`` uint8 samples, seeded with ``seed``, drawn once per evaluation and sampler.
+
+        ``"model"``: ``model.sample``; ``"prior"``: the same, for a model with a prior;
+        ``"expost"``: decoded draws of a Gaussian mixture fitted on the training latent
+        means (for a model without a prior, that is what ``model.sample`` does).
+        """
+        if sampler not in ("model", "prior", "expost"):
+            raise ValueError(f"unknown sampler {sampler!r}")
+        if sampler == "prior" and not self.model.has_prior:
+            raise ValueError(f"{type(self.model).__name__} has no prior to sample from")
+        own = sampler == "model" or sampler == "prior" or not self.model.has_prior
+        key = "samples:model" if own else "samples:expost"
+        cached = self.cache.get(key)
         if cached is None or len(cached) < n:
-            cached = generate_samples(self.model, n, seed=self.seed)
-            self.cache["samples"] = cached
+            if own:
+                cached = generate_samples(self.model, n, seed=self.seed)
+            else:
+                cached = generate_samples(self.model, n, seed=self.seed, latents=self._expost())
+            self.cache[key] = cached
         return cached[:n]
+
+    def _expost(self) -> Callable[[int, torch.Generator], torch.Tensor]:
+        from aebench.models.density import fit_gmm, sample_gmm
+
+        if "expost" not in self.cache:
+            weights, means, chol = fit_gmm(self.latents("train"), EXPOST_COMPONENTS)
+            dev, dtype = self.model.device, torch.float32
+            self.cache["expost"] = (
+                weights.to(dev, dtype),
+                means.to(dev, dtype),
+                chol.to(dev, dtype),
+            )
+        density = self.cache["expost"]
+        return lambda n, generator: sample_gmm(*density, n, generator)
 
 
 # -- the registry ---------------------------------------------------------------
@@ -211,11 +270,17 @@ def markdown(specs: Iterable[MetricSpec] | None = None) -> str:
 # -- evaluation ---------------------------------------------------------------------
 @torch.no_grad()
 def generate_samples(
-    model: AutoEncoder, n: int, *, seed: int = 0, batch_size: int = 1000
+    model: AutoEncoder,
+    n: int,
+    *,
+    seed: int = 0,
+    batch_size: int = 1000,
+    latents: Callable[[int, torch.Generator], torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """``n`` uint8 samples ``(n, C, H, W)`` on the CPU from ``model.sample`` with a
-    generator seeded with ``seed`` (on the model's device); floats are quantised
-    as ``round(255 x)``."""
+    """``n`` uint8 samples ``(n, C, H, W)`` on the CPU from ``model.sample`` (or, given
+    ``latents(n, generator)``, from ``model.decode`` of those draws) with a generator
+    seeded with ``seed`` (on the model's device); floats are quantised as
+    ``round(255 x)``."""
     from aebench.images import to_uint8
     from aebench.metrics._util import eval_mode
 
@@ -223,7 +288,8 @@ def generate_samples(
     out = []
     with eval_mode(model):
         for i in range(0, n, batch_size):
-            x = model.sample(min(batch_size, n - i), generator=gen)
+            m = min(batch_size, n - i)
+            x = model.sample(m, generator=gen) if latents is None else model.decode(latents(m, gen))
             if not torch.isfinite(x).all():
                 raise FloatingPointError("model samples contain NaN or inf")
             out.append(to_uint8(x).cpu())

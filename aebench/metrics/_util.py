@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -34,3 +35,19 @@ def seeded(seed: int, device: torch.device | str = "cpu") -> Iterator[None]:
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         yield
+
+
+@torch.no_grad()
+def encode_all(
+    model: nn.Module, data: Any, device: torch.device | str = "cpu", batch_size: int = 1000
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(latent means, log-variances or None) of every image of ``data``, float32, CPU."""
+    means, logvars = [], []
+    with eval_mode(model):
+        for i in range(0, len(data), batch_size):
+            enc = model.encode(data.batch(slice(i, i + batch_size), device))
+            means.append(enc.mean.float().cpu())
+            if enc.logvar is not None:
+                logvars.append(enc.logvar.float().cpu())
+    mean = torch.cat(means)
+    return mean, (torch.cat(logvars) if len(logvars) == len(means) else None)

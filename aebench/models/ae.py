@@ -14,12 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-import numpy as np
 import torch
 
 from aebench.errors import ConfigError
 from aebench.hookspecs import hookimpl
 from aebench.models.base import AutoEncoder, Encoding, ModelConfig
+from aebench.models.density import fit_gmm, sample_gmm
 from aebench.models.nets import ARCH_SUMMARY, build_bodies, make_spec
 from aebench.specs import ModelSpec
 
@@ -66,6 +66,7 @@ class AE(AutoEncoder):
 
     family: ClassVar[str] = "ae"
     regulariser: ClassVar[str] = "none"
+    has_prior: ClassVar[bool] = False  # it samples from a density fitted after training
 
     prior_weights: torch.Tensor
     prior_means: torch.Tensor
@@ -104,25 +105,19 @@ class AE(AutoEncoder):
 
     def fit_prior(self, latents: torch.Tensor) -> None:
         """Fit the sampling density on training latent means ``(N, latent_dim)``."""
-        from sklearn.mixture import GaussianMixture
-
-        z = latents.detach().to("cpu", torch.float64).numpy()
-        k = self._n_components
-        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+        if latents.dim() != 2 or latents.shape[1] != self.latent_dim:
             raise ValueError(
-                f"fit_prior expects latents of shape (N, {self.latent_dim}), got {tuple(z.shape)}"
+                f"fit_prior expects latents of shape (N, {self.latent_dim}), "
+                f"got {tuple(latents.shape)}"
             )
-        if z.shape[0] < max(k, 2):
-            raise ValueError(
-                f"fit_prior needs at least {max(k, 2)} latents for {self.prior_description}, "
-                f"got {z.shape[0]}"
-            )
-        gmm = GaussianMixture(k, covariance_type="full", random_state=0).fit(z)
-        chol = np.linalg.cholesky(gmm.covariances_)
+        try:
+            weights, means, chol = fit_gmm(latents, self._n_components)
+        except ValueError as exc:
+            raise ValueError(f"fit_prior for {self.prior_description}: {exc}") from None
         like = self.prior_means
-        self.prior_weights.copy_(torch.as_tensor(gmm.weights_, dtype=like.dtype))
-        self.prior_means.copy_(torch.as_tensor(gmm.means_, dtype=like.dtype))
-        self.prior_scale_tril.copy_(torch.as_tensor(chol, dtype=like.dtype))
+        self.prior_weights.copy_(weights.to(like.dtype))
+        self.prior_means.copy_(means.to(like.dtype))
+        self.prior_scale_tril.copy_(chol.to(like.dtype))
         self.prior_fitted.fill_(True)
 
     @property
@@ -139,14 +134,9 @@ class AE(AutoEncoder):
                 f"{type(self).__name__}.sample() needs a fitted prior: call "
                 "fit_prior(training latent means) first (or load a state_dict that has one)"
             )
-        # Draw on the generator's device, so a CPU-seeded generator gives the same
-        # latents whichever device the model is on.
-        device = self.prior_means.device
-        where = generator.device if generator is not None else device
-        weights = self.prior_weights.to(where)
-        comp = torch.multinomial(weights, n, replacement=True, generator=generator).to(device)
-        eps = torch.randn(n, self.latent_dim, 1, generator=generator, device=where).to(device)
-        return self.prior_means[comp] + (self.prior_scale_tril[comp] @ eps).squeeze(-1)
+        return sample_gmm(
+            self.prior_weights, self.prior_means, self.prior_scale_tril, n, generator
+        )
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

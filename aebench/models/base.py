@@ -144,6 +144,9 @@ class AutoEncoder(nn.Module):
 
     family: ClassVar[str] = ""
     regulariser: ClassVar[str] = "none"
+    has_prior: ClassVar[bool] = True
+    """Whether ``sample`` draws from a prior the model was trained with (VAE: N(0, I));
+    False when it draws from a density fitted after training (a plain AE)."""
 
     def __init__(self, config: ModelConfig, input_shape: tuple[int, int, int]) -> None:
         super().__init__()
