@@ -43,6 +43,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "aebench.metrics.fid",
     "aebench.metrics.nll",
     "aebench.metrics.probe",
+    "aebench.metrics.latent",
     "aebench.metrics.cost",
 )
 

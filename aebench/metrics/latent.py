@@ -1,0 +1,91 @@
+"""Latent health: how many latent dimensions a model uses, and posterior collapse.
+
+* **Active units** (Burda et al. 2016, "Importance Weighted Autoencoders",
+  section 5.2): dimension ``j`` is active when the variance over the test set
+  of its posterior mean, ``Var_x[E_q(z|x)[z_j]]``, exceeds 0.01. Defined for
+  every model (a deterministic AE's code is its "posterior mean").
+* **KL per latent dimension** (models with a Gaussian encoder):
+  ``KL_j = mean_x 0.5 (mu_j^2 + sigma_j^2 - 1 - log sigma_j^2)`` in nats, the
+  split of the KL term over dimensions; stored as ``kl_per_dim`` (a list) for
+  the run page's plot. Its sum is the test KL of a VAE with an N(0, I) prior.
+* **Posterior collapse**: ``collapsed_fraction`` is the share of dimensions
+  whose KL is below 0.01 nats: their posterior equals the prior for every
+  image, so the decoder ignores them. :data:`COLLAPSE_FLAG` and above is
+  flagged as posterior collapse.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from aebench.metrics import hook
+from aebench.specs import MetricColumn, MetricSpec
+
+if TYPE_CHECKING:
+    from aebench.metrics import EvalContext
+
+ACTIVE_THRESHOLD = 0.01
+"""Variance of a dimension's posterior mean above which it counts as active."""
+KL_THRESHOLD = 0.01
+"""KL (nats) below which a dimension counts as collapsed onto the prior."""
+COLLAPSE_FLAG = 0.5
+"""Share of collapsed dimensions from which a run is flagged as posterior collapse."""
+
+
+def active_units(means: torch.Tensor, threshold: float = ACTIVE_THRESHOLD) -> int:
+    """Number of dimensions whose posterior mean varies (variance > ``threshold``) over images."""
+    if len(means) < 2:
+        return 0
+    return int((means.double().var(dim=0) > threshold).sum())
+
+
+def kl_per_dim(means: torch.Tensor, logvars: torch.Tensor) -> torch.Tensor:
+    """Mean over images of each dimension's KL(N(mu, sigma^2) || N(0, 1)), nats, float64."""
+    mu, logvar = means.double(), logvars.double()
+    return (0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)).mean(dim=0)
+
+
+def compute(ctx: EvalContext) -> dict[str, Any]:
+    means, logvars = ctx.encodings("test")
+    out: dict[str, Any] = {
+        "active_units": active_units(means),
+        "latent_variance": [round(v, 6) for v in means.double().var(dim=0).tolist()],
+    }
+    if logvars is not None:
+        per_dim = kl_per_dim(means, logvars)
+        out["kl_per_dim"] = [round(v, 6) for v in per_dim.tolist()]
+        out["collapsed_fraction"] = float((per_dim < KL_THRESHOLD).double().mean())
+    return out
+
+
+METRIC = MetricSpec(
+    "latent",
+    compute,
+    description="Latent health on the test split: active units (Burda et al. 2016), KL per "
+    "latent dimension, and the share of dimensions collapsed onto the prior",
+    group="representation",
+    order=45,
+    columns=(
+        MetricColumn(
+            "active_units",
+            "Active units",
+            "dims",
+            None,
+            "Latent dimensions whose posterior mean varies over the test set (variance > 0.01)",
+            integer=True,
+        ),
+        MetricColumn(
+            "collapsed_fraction",
+            "Collapsed",
+            "share of dims",
+            None,
+            "Share of latent dimensions with KL < 0.01 nats (posterior = prior: unused); "
+            f"{COLLAPSE_FLAG:g} or more is flagged as posterior collapse",
+            applies_to=lambda ctx: ctx.encodings("test")[1] is not None,
+            applies_text="models with a Gaussian encoder (the VAE families)",
+        ),
+    ),
+)
+register_metrics = hook(METRIC)
