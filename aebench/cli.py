@@ -325,6 +325,21 @@ def run_cmd(
     seeds: Annotated[
         str | None, typer.Option(help="Seeds, a grid axis ('0,1,2') [default: 0].")
     ] = None,
+    n_seeds: Annotated[
+        int | None,
+        typer.Option(
+            help="Run every cell over N seeds (from --seeds' first value, default 0); with two "
+            "or more the leaderboard shows means with 95% intervals."
+        ),
+    ] = None,
+    binarize: Annotated[
+        str | None,
+        typer.Option(
+            help="'dynamic': train on batches binarised afresh (x ~ Bernoulli(pixel)) and "
+            "evaluate on a test set binarised once, the setting of the VAE/IWAE literature "
+            "[default: grayscale]."
+        ),
+    ] = None,
     limit: Annotated[
         int | None,
         typer.Option(help="Use only the first N training images [default: from the profile]."),
@@ -511,6 +526,8 @@ def run_cmd(
         "profile": profile,
         "deterministic": deterministic,
         "compile": compile_,
+        "binarize": binarize,
+        "n_seeds": n_seeds,
     }
     cli_options = Options.from_mapping({k: v for k, v in table.items() if v is not None}, "")
     grids = [cli_options]

@@ -10,8 +10,10 @@ FID extractor is trained on, so every run on a dataset shares one extractor).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
+
+import torch
 
 from aebench.datasets.base import ImageSet, validation_split
 
@@ -51,12 +53,26 @@ class DataCache:
         return self._published[key]
 
     def for_run(self, run: Any) -> RunData:
-        """The data of one run (a :class:`aebench.plan.RunConfig`)."""
+        """The data of one run (a :class:`aebench.plan.RunConfig`).
+
+        With ``run.binarize == "dynamic"`` the validation and test images are
+        binarised once, with a fixed seed (the same for every run, as in the
+        literature), while training batches are binarised afresh by the loop.
+        """
         full_train, test = self.published(run.dataset, run.dataset_options)
         train, val = validation_split(full_train, run.val_size)
         if run.limit is not None and run.limit < len(train):
             train = train.subset(slice(0, run.limit))
+        if getattr(run, "binarize", None):
+            val, test = binarized(val, 1), binarized(test, 2)
         return RunData(train, val, test, full_train)
+
+
+def binarized(data: ImageSet, seed: int) -> ImageSet:
+    """``data`` with each pixel drawn once from Bernoulli(intensity): 0 or 255, seeded."""
+    gen = torch.Generator().manual_seed(seed)
+    bits = torch.bernoulli(data.images.float().div(255.0), generator=gen)
+    return replace(data, images=bits.mul(255).to(torch.uint8))
 
 
 _shared: dict[str | None, DataCache] = {}

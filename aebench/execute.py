@@ -149,6 +149,7 @@ def train_and_evaluate(
         seed=run.seed,
         device=device,
         compile=run.compile,
+        binarize=run.binarize == "dynamic",
     )
     result = fit(model, data.train, data.val, settings, on_event=emit, on_epoch=on_epoch)
     writer.arrays("latents_epochs", **_labelled(torch.stack(epoch_latents), tracked))

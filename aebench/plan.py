@@ -85,6 +85,8 @@ class Options:
     profile: str | None = None
     deterministic: bool | None = None
     compile: bool | None = None
+    binarize: str | None = None
+    n_seeds: int | None = None
 
     def merged(self, over: Options) -> Options:
         """Values of ``over`` where given, else ours; option tables merge key by key."""
@@ -169,6 +171,7 @@ class RunConfig:
     dataset_options: dict[str, Any] = field(default_factory=dict)
     deterministic: bool = True
     compile: bool = False
+    binarize: str | None = None
     family: str = field(default="", compare=False)
     arch: str = field(default="", compare=False)
     plugin: str = field(default="", compare=False)
@@ -427,6 +430,13 @@ def expand(options: Options, device: str) -> list[RunConfig]:
         raise ConfigError("--datasets is required (e.g. --datasets digits; see `aebench datasets`)")
     training = _training(o, profile)
     seeds = [_number("--seeds", s, int, strict=False) for s in (o.seeds or [0])]
+    if o.n_seeds is not None:
+        if len(seeds) > 1:
+            raise ConfigError("--n-seeds: give at most one --seeds value (the first seed)")
+        seeds = [seeds[0] + i for i in range(_number("--n-seeds", o.n_seeds, int))]
+    binarize = o.binarize
+    if binarize not in (None, "dynamic"):
+        raise ConfigError(f"--binarize: expected 'dynamic', got {binarize!r}")
     metric_options = resolve_options(profile, o.metric_options)
 
     models = get_plugins().models.select(o.models)
@@ -461,6 +471,7 @@ def expand(options: Options, device: str) -> list[RunConfig]:
                             dataset_options=dataset_options[dataset],
                             deterministic=_flag("--deterministic", o.deterministic, True),
                             compile=_flag("--compile", o.compile, False),
+                            binarize=binarize,
                             family=spec.family,
                             arch=spec.arch,
                             plugin=spec.plugin,

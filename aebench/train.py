@@ -25,6 +25,7 @@ from aebench.progress import EpochEnded, EpochStarted, OnEvent, StepsDone, ignor
 
 TERMS = ("total", "recon", "reg")
 CHECK_EVERY = 10  # steps between loss read-backs (progress, divergence check)
+BINARIZE_SEED = 104729  # offsets the run seed for the dynamic-binarisation stream
 
 
 class DivergedError(RuntimeError):
@@ -57,6 +58,7 @@ class TrainSettings:
     metric_images: int = 1000  # fixed subset for per-epoch MSE/SSIM/PSNR
     snapshot_images: int = 10  # fixed validation images reconstructed every epoch
     compile: bool = False  # torch.compile the training loss (CUDA graphs on CUDA)
+    binarize: bool = False  # dynamic binarisation: every batch x ~ Bernoulli(pixel intensity)
 
 
 def compiled_loss(model: AutoEncoder, device: torch.device) -> Callable[..., Any]:
@@ -108,6 +110,9 @@ def fit(
     # Whole datasets are uint8 tensors; on an accelerator move them once.
     images = train.images if device.type == "cpu" else train.images.to(device)
     loss_terms = compiled_loss(model, device) if settings.compile else None
+    # Dynamic binarisation draws from its own generator (on the data's device), so it
+    # neither perturbs nor depends on the model's noise.
+    bits = torch.Generator(device=images.device).manual_seed(settings.seed + BINARIZE_SEED)
     n_metric = min(settings.metric_images, len(val), n)
     val_fixed = val.batch(slice(0, n_metric), device)
     train_fixed = train.batch(slice(0, n_metric), device)
@@ -124,6 +129,8 @@ def fit(
         sums = torch.zeros(len(TERMS), device=device)
         for s in range(steps):
             x = images[perm[s * batch_size : (s + 1) * batch_size]].float().div_(255.0)
+            if settings.binarize:
+                x = torch.bernoulli(x, generator=bits)
             terms = train_step(model, optimizer, x, loss_terms)
             batch = torch.stack([terms[k].mean() for k in TERMS])
             sums += batch

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 import pytest
+import torch
 
 import aebench
 from aebench.cli import main
@@ -217,3 +218,44 @@ def test_models_command_lists_options(capsys):
     options = {o["name"]: o for o in row["options"]}
     assert options["beta"]["default"] == 4.0 and options["beta"]["type"] == "float"
     assert "KL" in options["beta"]["help"] and options["hidden_dims"]["default"] is None
+
+
+def test_dynamic_binarisation_and_n_seeds(tmp_path):
+    from aebench.data import DataCache
+
+    runs = plan(
+        [Options(models=["vae-mlp"], datasets=["digits"], binarize="dynamic", n_seeds=3)], "cpu"
+    )
+    assert [r.seed for r in runs] == [0, 1, 2] and {r.binarize for r in runs} == {"dynamic"}
+    plain = plan([Options(models=["vae-mlp"], datasets=["digits"])], "cpu")[0]
+    assert plain.key != runs[0].key  # another setting, another run
+    data = DataCache().for_run(runs[0])
+    for split in (data.val, data.test):  # binarised once, the same for every run and seed
+        assert set(split.images.unique().tolist()) == {0, 255}
+        assert torch.equal(split.images, getattr(DataCache().for_run(runs[2]), split.split).images)
+    assert len(data.train.images.unique()) > 2  # training batches are binarised on the fly
+    with pytest.raises(ConfigError, match="--binarize: expected 'dynamic'"):
+        plan([Options(models=["vae-mlp"], datasets=["digits"], binarize="static")], "cpu")
+    with pytest.raises(ConfigError, match="--n-seeds: give at most one --seeds value"):
+        plan([Options(models=["vae-mlp"], datasets=["digits"], seeds=[0, 1], n_seeds=2)], "cpu")
+
+
+def test_binarised_training_sees_only_binary_batches():
+    from aebench.train import TrainSettings, fit
+
+    seen = []
+    torch.manual_seed(0)
+    model = aebench.create_model("ae-mlp", (1, 8, 8), latent_dim=2)
+    real = model.loss_terms
+
+    def spy(x):
+        seen.append(x)
+        return real(x)
+
+    model.loss_terms = spy
+    from aebench.data import binarized
+
+    train = aebench.get_dataset("digits", "train")
+    val = binarized(train.subset(slice(0, 200)), 1)  # as DataCache.for_run gives it
+    fit(model, train, val, TrainSettings(epochs=1, binarize=True))
+    assert seen and all(set(x.unique().tolist()) <= {0.0, 1.0} for x in seen)
