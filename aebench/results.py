@@ -5,10 +5,11 @@ Columns, in order: the run (``run_id``, ``status``, ``reason``, ``finished``,
 and ``likelihood`` always, plus every option that varies between runs or that
 a run set, such as ``beta``); its training settings (``seed``, ``epochs``,
 ``batch_size``, ``lr``, ``limit``, ``val_size``, ``profile``, ``plugin``,
-``dataset_options``, ``binarize``, ``deterministic``, ``compile``); then every metric column in the order the metrics
-registry declares them (``aebench metrics``), then the other values the
-metrics stored (FID extractor, sample counts, ...). Nested values
-(``per_class``, ``versions``) are JSON strings. Metrics that do not apply to a
+``dataset_options``, ``binarize``, ``deterministic``, ``compile``); then
+every metric column in the order the metrics registry declares them
+(``aebench metrics``), then the other values the metrics stored (FID
+extractor, sample counts, ...). Nested values (``per_class``, ``versions``)
+are JSON strings. Metrics that do not apply to a
 run are empty. Corrupt runs are left out and listed in ``frame.attrs["corrupt"]``.
 Saved as ``results.csv`` and ``results.parquet``.
 """
