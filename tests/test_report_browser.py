@@ -102,14 +102,17 @@ def _open(driver: Any, page: Path) -> None:
     assert driver.execute_script("return document.readyState") == "complete"
 
 
-def _column(driver: Any, table_id: str, key: str) -> list[str]:
+def _column(driver: Any, table_id: str, key: str, attr: str = "data-key") -> list[str]:
+    """The data-sort values of a metric column (``data-key``) or an option column
+    (``attr="data-option"``), in displayed row order."""
     return driver.execute_script(
         "var t = document.getElementById(arguments[0]);"
-        "var idx = t.querySelector('th[data-key=\"' + arguments[1] + '\"]').cellIndex;"
+        "var th = t.querySelector('th[' + arguments[2] + '=\"' + arguments[1] + '\"]');"
         "return Array.from(t.tBodies[0].rows).map(function (r) {"
-        "  return r.cells[idx].getAttribute('data-sort'); });",
+        "  return r.cells[th.cellIndex].getAttribute('data-sort'); });",
         table_id,
         key,
+        attr,
     )
 
 
@@ -162,6 +165,18 @@ def test_index_in_browser(driver: Any, site: Path, tmp_path: Path) -> None:
     ssim.click()  # ↑ metric: best (highest) first
     values = _numbers(_column(driver, table, "test_ssim"))
     assert values == sorted(values, reverse=True)
+
+    # model options are columns too, sorted as numbers
+    option = driver.find_element(By.CSS_SELECTOR, f'#{table} th[data-option="latent_dim"]')
+    option.click()
+    dims = _numbers(_column(driver, table, "latent_dim", "data-option"))
+    assert dims == sorted(dims) and len(set(dims)) > 1
+    driver.find_element(By.CSS_SELECTOR, f'#{table} th[data-option="beta"]').click()
+    assert _numbers(_column(driver, table, "beta", "data-option")) == [0.5, 4.0]
+    # a value that does not apply to the model says so on hover
+    na = driver.find_elements(By.CSS_SELECTOR, f"#{table} td.na")
+    assert len(na) == 3 and {td.text for td in na} == {"—"}
+    assert {td.get_attribute("title") for td in na} == {"not applicable to this model"}
     assert _severe(driver) == []
 
     driver.execute_script("window.scrollTo(0, 0)")

@@ -1,0 +1,221 @@
+"""Leaderboard columns, from the metrics registry.
+
+Every column a registered metric declares (:func:`aebench.metrics.column_specs`)
+becomes a leaderboard column when some run has a value for it, in registry
+order, with the spec's label, unit, direction arrow and definition (the
+header's tooltip). A column with ``split_by`` keys (FID: extractor and sample
+count) becomes one column per combination of those values found in the runs,
+so incomparable numbers never share a column or compete for "best".
+
+A numeric metrics.json value that no registered column declares (a metric
+whose plugin is not installed here) still gets a column, labelled with its
+key, direction unknown and never ranked; it goes before the ``cost`` group.
+Values stored beside the metrics that are not results (budgets, counts,
+identifiers; see :func:`is_detail`) never become columns.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from aebench.report.format import number
+
+if TYPE_CHECKING:
+    from aebench.specs import MetricColumn, MetricSpec
+    from aebench.store import RunRecord
+
+STORED_FACTS = frozenset({"best_epoch", "threads", "n_test"})
+"""Numbers the runner and the built-in metrics store beside the results (the best
+epoch, torch threads, test-set size): facts about a run, not columns. (The metrics
+registry does not declare these extra keys, so they are named here.)"""
+UNKNOWN_GROUP = "other"
+LAST_GROUP = "cost"  # unknown columns go before the registry's cost group
+
+
+@dataclass(frozen=True)
+class Column:
+    """One leaderboard column.
+
+    ``key`` is unique on the page: the metric key, or for a split column the
+    metric key and its split values (``fid:inception:10000``). ``metric`` is the
+    metrics.json key holding the value; ``split`` the ``(key, value)`` pairs a
+    run's metrics must match for its value to belong here.
+    """
+
+    key: str
+    metric: str
+    label: str
+    unit: str = ""
+    direction: str | None = None
+    definition: str = ""
+    group: str = UNKNOWN_GROUP
+    integer: bool = False
+    split: tuple[tuple[str, Any], ...] = ()
+    details: str = ""
+    registered: bool = True
+
+    @property
+    def arrow(self) -> str:
+        return {"min": "↓", "max": "↑"}.get(self.direction or "", "")
+
+    @property
+    def first(self) -> str:
+        """The sort order a first click on the header gives: best first."""
+        return "descending" if self.direction == "max" else "ascending"
+
+    @property
+    def split_text(self) -> str:
+        return split_text(self.split, short=True, column=self.metric)
+
+    @property
+    def sub(self) -> str:
+        """The header's second line: unit and split values."""
+        return ", ".join(t for t in (self.unit, self.split_text) if t)
+
+    @property
+    def title(self) -> str:
+        """The header's tooltip: the definition, then what the column is restricted to."""
+        text = self.definition
+        if self.split:
+            text += f" ({split_text(self.split, short=False, column=self.metric)}"
+            text += f": {self.details})" if self.details else ")"
+        return text
+
+    def value(self, record: RunRecord) -> tuple[float | None, str | None]:
+        """This column's value for a run and, when there is none, why: ``"na"``
+        (not applicable), ``"other"`` (computed under other split values) or
+        ``"missing"``."""
+        metrics = record.metrics or {}
+        if self.metric in record.not_applicable:
+            return None, "na"
+        if any(not same(metrics.get(k), v) for k, v in self.split):
+            return None, "other" if number(metrics.get(self.metric)) is not None else "missing"
+        value = number(metrics.get(self.metric))
+        return value, None if value is not None else "missing"
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal as stored JSON values (``1`` and ``1.0`` are; ``1`` and ``True`` are not)."""
+    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+
+
+def split_text(split: Sequence[tuple[str, Any]], short: bool = True, column: str = "") -> str:
+    """``inception, n=10000``: the values a split column is restricted to.
+
+    Text values are shown as they are (``short``: up to their first ``:``); a
+    key ending in ``_samples`` reads ``n=``; any other value ``name=value``,
+    without the metric's prefix (``dci_estimators`` of ``dci_completeness``
+    reads ``estimators=``); missing values are left out.
+    """
+    head = column.split("_")[0] + "_" if column else ""
+    parts = []
+    for key, value in split:
+        if value is None:
+            continue
+        if isinstance(value, str):
+            parts.append(value.split(":")[0] if short else value)
+        elif key.endswith("_samples"):
+            parts.append(f"n={value}")
+        else:
+            name = key[len(head) :] if head and key.startswith(head) else key
+            parts.append(f"{name}={value}")
+    return ", ".join(parts)
+
+
+def _split_key(spec: MetricColumn, values: Sequence[Any]) -> str:
+    return ":".join([spec.key, *("unknown" if v is None else str(v) for v in values)])
+
+
+def is_detail(key: str, specs: Sequence[MetricSpec]) -> bool:
+    """Whether metrics.json key ``key`` is stored beside the results rather than one:
+    a split_by key or a budget option of a registered metric, a ``<metric>_...``
+    value of a registered metric (``fid_reference``), or a :data:`STORED_FACTS`."""
+    if key in STORED_FACTS:
+        return True
+    if any(key in c.split_by for s in specs for c in s.columns):
+        return True
+    if any(key == o.name for s in specs for o in s.options):
+        return True
+    return any(key.startswith(f"{s.name}_") for s in specs)
+
+
+def unknown_keys(
+    metrics: Iterable[Mapping[str, Any]], specs: Sequence[MetricSpec]
+) -> tuple[list[str], set[str]]:
+    """Numeric keys no registered column declares and that are not details, sorted;
+    and those of them whose values are all integers."""
+    declared = {c.key for s in specs for c in s.columns}
+    found: dict[str, bool] = {}
+    for m in metrics:
+        for key, value in m.items():
+            if key in declared or number(value) is None or is_detail(key, specs):
+                continue
+            found[key] = found.get(key, True) and isinstance(value, int)
+    keys = sorted(found)
+    return keys, {k for k in keys if found[k]}
+
+
+def unknown_column(key: str, integer: bool = False) -> Column:
+    """The generic column of a value no installed metric declares: never ranked."""
+    return Column(
+        key=key,
+        metric=key,
+        label=key,
+        definition=f"Metric {key!r}, declared by no installed metric (direction unknown, "
+        "not ranked)",
+        integer=integer,
+        registered=False,
+    )
+
+
+def columns_for(
+    records: Sequence[RunRecord], specs: Sequence[MetricSpec] | None = None
+) -> list[Column]:
+    """The columns for these (finished) runs: those with a value in some run."""
+    from aebench.metrics import metric_specs
+
+    specs = list(metric_specs() if specs is None else specs)
+    columns: list[Column] = []
+    for spec in (c for s in specs for c in s.columns):
+        having = [r for r in records if number((r.metrics or {}).get(spec.key)) is not None]
+        if not having:
+            continue
+        base = {
+            "metric": spec.key,
+            "label": spec.label,
+            "unit": spec.unit,
+            "direction": spec.direction,
+            "definition": spec.definition,
+            "group": spec.group or UNKNOWN_GROUP,
+            "integer": spec.integer,
+        }
+        if not spec.split_by:
+            columns.append(Column(key=spec.key, **base))
+            continue
+        splits: dict[str, tuple[tuple[str, Any], ...]] = {}
+        details: dict[str, set[str]] = {}
+        for r in having:
+            m = r.metrics or {}
+            values = [m.get(k) for k in spec.split_by]
+            key = _split_key(spec, values)
+            splits.setdefault(key, tuple(zip(spec.split_by, values, strict=True)))
+            for k in spec.split_by:  # e.g. fid_extractor_detail
+                if m.get(f"{k}_detail"):
+                    details.setdefault(key, set()).add(str(m[f"{k}_detail"]))
+        for key in sorted(splits):
+            columns.append(
+                Column(
+                    key=key,
+                    split=splits[key],
+                    details="; ".join(sorted(details.get(key, ()))),
+                    **base,
+                )
+            )
+    keys, integers = unknown_keys((r.metrics or {} for r in records), specs)
+    unknown = [unknown_column(k, k in integers) for k in keys]
+    at = next((i for i, c in enumerate(columns) if c.group == LAST_GROUP), len(columns))
+    columns[at:at] = unknown
+    return columns

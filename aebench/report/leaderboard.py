@@ -1,0 +1,366 @@
+"""Per-dataset leaderboards: runs grouped into configurations, one row each.
+
+A configuration is everything in a run's config.json except what only labels
+or repeats it (:data:`NOT_CONFIGURATION`) and the metric options that split
+columns (the FID extractor and sample count get their own columns instead), so
+the seeds of one configuration share a row and each cell is their mean ± std.
+
+The model options a row shows (one column each, ``latent_dim`` first) are
+those some run of the dataset names in ``shown_options`` (options the user set
+or swept) and those whose value differs between the dataset's configurations
+(among the models that have that option). Rows
+that still look alike (same model and option values) but differ in another
+setting name that setting in their ``variant``, generically.
+
+Nothing here plots or renders; :func:`leaderboard_context` returns plain
+dicts and :class:`~aebench.report.columns.Column` s for the templates.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from aebench.report.columns import Column, columns_for
+from aebench.report.format import (
+    MISSING,
+    NOT_APPLICABLE_TITLE,
+    NOT_COMPUTED_TITLE,
+    aggregate,
+    fmt_option,
+    slugify,
+    sort_value,
+)
+from aebench.store import RunRecord
+
+NOT_CONFIGURATION = frozenset(
+    {
+        "seed",
+        "run_id",
+        "key",
+        "description",
+        "plugin",
+        "shown_options",
+        "format_version",
+        "input_shape",
+        "resolved_model_config",
+    }
+)
+"""config.json keys that do not make two runs different configurations."""
+FIRST_OPTION = "latent_dim"
+UNKNOWN_DATASET = "(unknown dataset)"
+WHY = {
+    "na": NOT_APPLICABLE_TITLE,
+    "other": "computed with other settings (in another column)",
+    "missing": NOT_COMPUTED_TITLE,
+}
+
+
+# --------------------------------------------------------------------------- configurations
+
+
+def model_options(config: dict[str, Any]) -> dict[str, Any]:
+    """The model options a run was built with: ``resolved_model_config`` (what was
+    actually built) over ``model_config`` (what was asked for)."""
+    return {**(config.get("model_config") or {}), **(config.get("resolved_model_config") or {})}
+
+
+def shown_options(config: dict[str, Any]) -> list[str]:
+    """The options that label a run (``latent_dim`` plus those set or swept)."""
+    shown = config.get("shown_options")
+    if not isinstance(shown, list):
+        shown = [FIRST_OPTION] if FIRST_OPTION in (config.get("model_config") or {}) else []
+    return [str(s) for s in shown]
+
+
+def config_label(config: dict[str, Any]) -> str:
+    """Short text naming a configuration: the model and its shown options,
+    e.g. ``beta-vae-cnn latent_dim=16 beta=0.5``."""
+    from aebench.options import short_value
+
+    options = model_options(config)
+    parts = [str(config.get("model", "?"))]
+    parts += [f"{name}={short_value(options.get(name))}" for name in shown_options(config)]
+    return " ".join(parts)
+
+
+def split_keys(specs: Sequence[Any] | None = None) -> set[str]:
+    """Metric options that split columns (``fid_extractor``, ``fid_samples``)."""
+    from aebench.metrics import column_specs
+
+    cols = column_specs() if specs is None else [c for s in specs for c in s.columns]
+    return {k for c in cols for k in c.split_by}
+
+
+def configuration(config: dict[str, Any], splits: set[str]) -> dict[str, Any]:
+    """What makes a configuration: config.json without :data:`NOT_CONFIGURATION` and
+    without the metric options that split columns (``splits``)."""
+    out = {k: v for k, v in config.items() if k not in NOT_CONFIGURATION}
+    if isinstance(out.get("metric_options"), dict):
+        out["metric_options"] = {k: v for k, v in out["metric_options"].items() if k not in splits}
+    return out
+
+
+def settings(config: dict[str, Any], splits: set[str]) -> dict[str, Any]:
+    """A configuration flattened for display: model and metric options by name (unless
+    a top-level setting has that name), other nested settings as ``key.name``."""
+    out: dict[str, Any] = {}
+    nested: dict[str, Any] = {}
+    for key, value in configuration(config, splits).items():
+        if isinstance(value, dict):
+            bare = key in ("model_config", "metric_options")
+            nested.update({(k if bare else f"{key}.{k}"): v for k, v in value.items()})
+        else:
+            out[key] = value
+    for key, value in nested.items():
+        out[key if key not in out else f"options.{key}"] = value
+    return out
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def option_names(configs: Sequence[dict[str, Any]]) -> list[str]:
+    """Option columns for these configurations: ``latent_dim``, then options any of
+    them shows, then options that take two or more values among those that have them."""
+    names: list[str] = []
+    for config in configs:
+        for name in shown_options(config):
+            if name not in names:
+                names.append(name)
+    seen: list[str] = []
+    for config in configs:
+        seen.extend(n for n in (config.get("model_config") or {}) if n not in seen)
+    for name in seen:  # an option a model lacks is not a value of it
+        values = {_dumps(mc[name]) for c in configs if name in (mc := c.get("model_config") or {})}
+        if len(values) > 1 and name not in names:
+            names.append(name)
+    if FIRST_OPTION in names:
+        names.remove(FIRST_OPTION)
+        names.insert(0, FIRST_OPTION)
+    elif any(FIRST_OPTION in (c.get("model_config") or {}) for c in configs):
+        names.insert(0, FIRST_OPTION)
+    return names
+
+
+def option_help(model: str, name: str) -> str:
+    """The one-line help of model option ``name`` when the model is installed here."""
+    from aebench.options import config_fields, field_help
+    from aebench.plugins import get_plugins
+
+    models = get_plugins().models
+    if model not in models:
+        return ""
+    try:
+        field = config_fields(models.get(model).config_cls).get(name)
+    except TypeError:  # a config class that is not a dataclass: no help to show
+        return ""
+    return field_help(field) if field is not None else ""
+
+
+# --------------------------------------------------------------------------- cells
+
+
+def option_cell(name: str, values: dict[str, Any]) -> dict[str, str]:
+    """A row's option column: display text and sort key (numbers numerically, text
+    as text, missing values last)."""
+    value = values.get(name)
+    if name not in values:
+        return {"text": MISSING, "sort": "", "title": "not an option of this model"}
+    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    text = fmt_option(value)
+    sort = repr(float(value)) if numeric else "" if value is None else text
+    return {"text": text, "sort": sort, "title": ""}
+
+
+def cell(values: Sequence[tuple[float | None, str | None]], integer: bool = False) -> dict:
+    """A seed aggregate for one column; without a value, ``title`` says why
+    (not applicable only when it applies to none of the seeds)."""
+    out = aggregate([v for v, _ in values], integer=integer)
+    out["na"] = bool(values) and all(why == "na" for _, why in values)
+    out["title"] = ""
+    if out["n"] == 0:
+        whys = [why for _, why in values if why]
+        why = "na" if out["na"] else "other" if "other" in whys else "missing"
+        out["title"] = WHY[why]
+    return out
+
+
+def mark_best(rows: list[dict[str, Any]], columns: Sequence[Column | dict[str, Any]]) -> None:
+    """Set ``best`` on the cell(s) with the best mean of each directed column.
+
+    Columns without a direction are never marked; a column with fewer than two
+    values has nothing to compare and is not marked either (not-applicable
+    cells have no value, so they never count). Ties for best are all marked,
+    unless every value ties.
+    """
+    for col in columns:
+        key = col["key"] if isinstance(col, dict) else col.key
+        direction = col.get("direction") if isinstance(col, dict) else col.direction
+        cells = [row["cells"][key] for row in rows]
+        for c in cells:
+            c["best"] = False
+        if direction not in ("min", "max"):
+            continue
+        present = [c for c in cells if c.get("mean") is not None]
+        if len(present) < 2:
+            continue
+        pick = min if direction == "min" else max
+        best = pick(c["mean"] for c in present)
+        winners = [c for c in present if math.isclose(c["mean"], best, rel_tol=1e-9, abs_tol=1e-12)]
+        if len(winners) == len(present):  # everyone ties: nothing stands out
+            continue
+        for c in winners:
+            c["best"] = True
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def dataset_leaderboard(
+    name: str,
+    records: Sequence[RunRecord],
+    href: Callable[[RunRecord], str],
+    specs: Sequence[Any] | None = None,
+) -> dict[str, Any]:
+    """The leaderboard of one dataset: columns, option columns, one row per
+    configuration, and the runs that are not on it (failed, unfinished, corrupt)."""
+    from aebench.metrics import metric_specs
+
+    specs = list(metric_specs() if specs is None else specs)
+    done = [r for r in records if r.done]
+    columns = columns_for(done, specs)
+    splits = split_keys(specs)
+
+    groups: dict[str, list[RunRecord]] = {}
+    for record in done:
+        groups.setdefault(_dumps(configuration(record.config, splits)), []).append(record)
+    options = option_names([members[0].config for members in groups.values()])
+
+    rows: list[dict[str, Any]] = []
+    for members in groups.values():
+        members.sort(key=lambda r: (sort_value(r.config.get("seed")), r.run_id))
+        config = members[0].config
+        values = model_options(config)
+        descriptions = sorted(
+            {str(r.config["description"]) for r in members if r.config.get("description")}
+        )
+        rows.append(
+            {
+                "model": str(config.get("model", "?")),
+                "label": config_label(config),
+                "config": config,
+                "settings": settings(config, splits),
+                "options": {n: values.get(n) for n in options},
+                "option_cells": [option_cell(n, values) for n in options],
+                "description": " / ".join(descriptions),
+                "variant": "",
+                "n_seeds": len(members),
+                "runs": [
+                    {"seed": r.config.get("seed"), "run_id": r.run_id, "href": href(r)}
+                    for r in members
+                ],
+                "cells": {
+                    col.key: cell([col.value(r) for r in members], col.integer) for col in columns
+                },
+                "members": members,
+            }
+        )
+    _name_variants(rows, options)
+    rows.sort(
+        key=lambda r: (
+            r["model"],
+            *(sort_value(r["options"][n]) for n in options),
+            r["variant"],
+        )
+    )
+    for i, row in enumerate(rows):
+        row["index"] = i
+    mark_best(rows, columns)
+
+    others = [
+        {
+            "run_id": r.run_id,
+            "href": href(r),
+            "model": str(r.config.get("model", "?")),
+            "label": config_label(r.config) if r.config else r.path.name,
+            "seed": r.config.get("seed"),
+            "status": r.status,
+            "reason": r.reason or MISSING,
+        }
+        for r in records
+        if not r.done
+    ]
+    others.sort(key=lambda o: o["run_id"])
+    models = sorted({row["model"] for row in rows})
+    return {
+        "name": name,
+        "slug": slugify(name),
+        "columns": columns,
+        "options": [
+            {
+                "name": n,
+                "title": next((h for m in models if (h := option_help(m, n))), "")
+                or f"Model option {n}",
+                "numeric": all(
+                    v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+                    for v in (row["options"][n] for row in rows)
+                ),
+            }
+            for n in options
+        ],
+        "rows": rows,
+        "others": others,
+        "n_runs": len(records),
+        "n_done": len(done),
+    }
+
+
+def _name_variants(rows: list[dict[str, Any]], options: list[str]) -> None:
+    """Rows with the same model and option values but other differing settings:
+    name those settings (``epochs=2``), so the rows cannot be mistaken for each other."""
+    alike: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        alike.setdefault(_dumps([row["model"], row["options"]]), []).append(row)
+    for same in alike.values():
+        if len(same) < 2:
+            continue
+        keys = sorted({k for row in same for k in row["settings"]} - set(options))
+        differing = [k for k in keys if len({_dumps(r["settings"].get(k)) for r in same}) > 1]
+        for row in same:
+            row["variant"] = ", ".join(
+                f"{k}={fmt_option(row['settings'].get(k))}" for k in differing
+            )
+
+
+def leaderboard_context(
+    records: Sequence[RunRecord],
+    href: Callable[[RunRecord], str] = lambda r: f"runs/{slugify(r.run_id)}.html",
+) -> dict[str, Any]:
+    """Context for ``index.html``: one leaderboard per dataset (sorted by name; runs
+    whose config cannot be read last, under :data:`UNKNOWN_DATASET`).
+
+    ``href(record)``: the link to a run's page, relative to the index.
+    """
+    from aebench.metrics import metric_specs
+
+    specs = metric_specs()
+    by_dataset: dict[str, list[RunRecord]] = {}
+    for record in records:
+        name = str(record.config.get("dataset") or UNKNOWN_DATASET)
+        by_dataset.setdefault(name, []).append(record)
+    names = sorted(by_dataset, key=lambda n: (n == UNKNOWN_DATASET, n))  # unreadable last
+    datasets = [dataset_leaderboard(name, by_dataset[name], href, specs) for name in names]
+    taken: set[str] = set()
+    for ds in datasets:
+        ds["slug"] = slugify(ds["name"], taken)
+    return {
+        "datasets": datasets,
+        "n_runs": len(records),
+        "n_done": sum(ds["n_done"] for ds in datasets),
+        "n_not_done": sum(len(ds["others"]) for ds in datasets),
+        "n_corrupt": sum(1 for r in records if r.corrupt),
+    }

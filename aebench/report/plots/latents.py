@@ -1,0 +1,180 @@
+"""The latent space: test latent means coloured by class, and its evolution over epochs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from aebench.report.plots.base import cmap, figure, frame, rc, save_figure, save_gif, subsample
+
+MAX_LATENT_POINTS = 2000
+TSNE_ITERATIONS = 500
+
+
+def embed(z: np.ndarray, method: str, seed: int) -> np.ndarray:
+    """``z`` projected to 2-D with ``"PCA"`` or ``"t-SNE"`` (fixed seed)."""
+    # One thread: OpenMP workers spin-waiting on a busy machine make t-SNE 5-40x
+    # slower, and report builds run beside training. 500 iterations are plenty
+    # for a picture (about 6 s for 2000 points). The estimators are imported
+    # before the limit is set, so threadpoolctl sees their OpenMP runtime.
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        if method == "PCA":
+            return PCA(n_components=2, random_state=seed).fit_transform(z)
+        perplexity = float(min(30.0, max(2.0, (len(z) - 1) / 3)))
+        return TSNE(
+            n_components=2,
+            perplexity=perplexity,
+            init="pca",
+            random_state=seed,
+            learning_rate="auto",
+            max_iter=TSNE_ITERATIONS,
+        ).fit_transform(z)
+
+
+def _class_name(label: object, class_names: Sequence[str] | None) -> str:
+    idx = int(label)  # type: ignore[call-overload]
+    return str(class_names[idx]) if class_names and 0 <= idx < len(class_names) else str(label)
+
+
+def plot_latents(
+    z: np.ndarray,
+    y: np.ndarray | None,
+    path: Path,
+    class_names: Sequence[str] | None = None,
+    seed: int = 0,
+) -> list[str]:
+    """Latent means coloured by class: direct for d ≤ 2, PCA and t-SNE for d > 2.
+
+    At most :data:`MAX_LATENT_POINTS` points (a fixed-seed subset). Returns the
+    projections drawn (e.g. ``["PCA", "t-SNE"]``); empty if there is nothing to plot.
+    """
+    z = np.asarray(z, dtype=np.float64)
+    if z.ndim == 1:
+        z = z[:, None]
+    if z.ndim != 2 or len(z) < 2 or z.shape[1] < 1:
+        return []
+    if y is not None:
+        y = np.asarray(y).reshape(-1)
+        if len(y) != len(z):
+            y = None
+    keep = np.isfinite(z).all(axis=1)
+    z = z[keep]
+    y = y[keep] if y is not None else None
+    if len(z) > MAX_LATENT_POINTS:
+        pick = np.sort(np.random.default_rng(seed).choice(len(z), MAX_LATENT_POINTS, replace=False))
+        z = z[pick]
+        y = y[pick] if y is not None else None
+    if len(z) < 2:
+        return []
+
+    d = z.shape[1]
+    if d == 1:
+        projections = [("z (1-D)", np.column_stack([z[:, 0], np.zeros(len(z))]))]
+    elif d == 2:
+        projections = [("z (direct)", z)]
+    else:
+        methods = ["PCA", "t-SNE"] if len(z) >= 5 else ["PCA"]
+        projections = [(m, embed(z, m, seed)) for m in methods]
+
+    size = 6 if len(z) > 500 else 18
+    with rc():
+        fig, axes = figure(len(projections), width=3.6, height=3.4)
+        for ax, (name, xy) in zip(axes, projections, strict=True):
+            if y is None:
+                ax.scatter(xy[:, 0], xy[:, 1], s=size, alpha=0.6, linewidths=0)
+            else:
+                labels = np.unique(y)
+                colours = cmap("tab10" if len(labels) <= 10 else "tab20")
+                for i, label in enumerate(labels):
+                    mask = y == label
+                    ax.scatter(
+                        xy[mask, 0],
+                        xy[mask, 1],
+                        s=4,
+                        alpha=0.7,
+                        linewidths=0,
+                        color=colours(i % colours.N),
+                        label=_class_name(label, class_names),
+                    )
+            ax.set_title(f"{name}, d={d}, n={len(z)}")
+            if d > 2:  # projected axes have no meaningful units
+                ax.set_xticks([])
+                ax.set_yticks([])
+        if y is not None and len(np.unique(y)) <= 20:
+            axes[-1].legend(
+                loc="center left", bbox_to_anchor=(1.0, 0.5), markerscale=2.5 if size < 10 else 1.5
+            )
+        save_figure(fig, path)
+    return [name for name, _ in projections]
+
+
+def make_latent_gif(
+    z_epochs: np.ndarray,
+    y: np.ndarray | None,
+    path: Path,
+    class_names: Sequence[str] | None = None,
+    seed: int = 0,
+    ms_per_frame: int = 500,
+) -> bool:
+    """An animated GIF of the latent space after each epoch (fixed validation images).
+
+    ``z_epochs`` is ``(epochs, n, d)``. d ≤ 2 is drawn directly; for d > 2 one
+    PCA, fitted on the last epoch, projects every epoch, and the axes are fixed
+    across frames, so the motion shown is the latent space's own.
+    """
+    z_epochs = np.asarray(z_epochs, dtype=np.float64)
+    if z_epochs.ndim != 3 or z_epochs.shape[0] < 1 or z_epochs.shape[1] < 2:
+        return False
+    epochs, n, d = z_epochs.shape
+    if y is not None and len(np.asarray(y).reshape(-1)) != n:
+        y = None
+    if d == 1:
+        xy = np.concatenate([z_epochs, np.zeros_like(z_epochs)], axis=2)
+        name = "z (1-D)"
+    elif d == 2:
+        xy, name = z_epochs, "z (direct)"
+    else:
+        from sklearn.decomposition import PCA
+
+        pca = PCA(n_components=2, random_state=seed).fit(z_epochs[-1])
+        xy = np.stack([pca.transform(z) for z in z_epochs])
+        name = "PCA of the last epoch"
+    keep = np.isfinite(xy).all(axis=(0, 2))
+    if keep.sum() < 2:
+        return False
+    xy = xy[:, keep]
+    labels = None if y is None else np.asarray(y).reshape(-1)[keep]
+    lo, hi = np.percentile(xy.reshape(-1, 2), [0.5, 99.5], axis=0)
+    pad = (hi - lo) * 0.05 + 1e-9
+    images = []
+    with rc():
+        for e in subsample(epochs):
+            fig, axes = figure(1, width=3.6, height=3.4)
+            ax = axes[0]
+            if labels is None:
+                ax.scatter(xy[e, :, 0], xy[e, :, 1], s=5, alpha=0.6, linewidths=0)
+            else:
+                uniq = np.unique(labels)
+                colours = cmap("tab10" if len(uniq) <= 10 else "tab20")
+                for i, label in enumerate(uniq):
+                    mask = labels == label
+                    ax.scatter(
+                        xy[e, mask, 0],
+                        xy[e, mask, 1],
+                        s=5,
+                        alpha=0.7,
+                        linewidths=0,
+                        color=colours(i % colours.N),
+                    )
+            ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
+            ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
+            ax.set_title(f"epoch {e + 1}/{epochs}: {name}, d={d}")
+            images.append(frame(fig))
+    save_gif(images, path, ms_per_frame)
+    return True
