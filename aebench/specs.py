@@ -304,7 +304,9 @@ class MetricSpec:
     between them. ``on_error``: ``"record"``
     stores ``<name>_error`` and keeps the run (the default, for plugins);
     ``"fail"`` fails the run (aebench's own loss terms). ``group``: the
-    leaderboard group of its columns that do not name their own.
+    leaderboard group of its columns that do not name their own. ``details``:
+    the other keys ``fn`` stores beside its columns (sample counts, per-class
+    values, identifiers): kept in metrics.json and results.csv, never columns.
     """
 
     name: str
@@ -317,6 +319,7 @@ class MetricSpec:
     order: int = 100
     on_error: str = "record"
     group: str = "other"
+    details: tuple[str, ...] = ()
     plugin: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:

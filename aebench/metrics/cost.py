@@ -16,6 +16,16 @@ METRIC = MetricSpec(
     description="Wall times of the run (recorded by the runner; they depend on the hardware)",
     group="cost",
     order=1000,
+    # what the runner stores beside them (see aebench/execute.py)
+    details=(
+        "best_epoch",
+        "threads",
+        "device",
+        "versions",
+        "regulariser",
+        "sampler",
+        "eval_timings",
+    ),
     columns=(
         MetricColumn("train_seconds", "Train time", "s", None, "Training loop with validation"),
         MetricColumn("eval_seconds", "Eval time", "s", None, "Evaluation, run images included"),

@@ -67,6 +67,7 @@ METRIC = MetricSpec(
     "latent dimension, and the share of dimensions collapsed onto the prior",
     group="representation",
     order=45,
+    details=("kl_per_dim", "latent_variance"),
     columns=(
         MetricColumn(
             "active_units",

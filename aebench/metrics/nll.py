@@ -100,6 +100,7 @@ METRIC = MetricSpec(
     "test subset",
     group="likelihood",
     order=40,
+    details=("nll_k", "nll_samples"),
     applies_to=lambda ctx: has_likelihood_bound(ctx.model),
     applies_text="models with a likelihood bound (log_likelihood): the VAE families",
     options=(

@@ -67,6 +67,7 @@ METRIC = MetricSpec(
     "(data_range=1): per image, averaged, and per class",
     group="reconstruction",
     order=20,
+    details=("n_test", "per_class"),
     columns=(
         MetricColumn("test_mse", "MSE", "per pixel", "min", "Mean squared error per pixel"),
         MetricColumn("test_psnr", "PSNR", "dB", "max", "10 log10(1 / MSE), capped at 100 dB"),

@@ -27,10 +27,6 @@ if TYPE_CHECKING:
     from aebench.specs import MetricColumn, MetricSpec
     from aebench.store import RunRecord
 
-STORED_FACTS = frozenset({"best_epoch", "threads", "n_test"})
-"""Numbers the runner and the built-in metrics store beside the results (the best
-epoch, torch threads, test-set size): facts about a run, not columns. (The metrics
-registry does not declare these extra keys, so they are named here.)"""
 UNKNOWN_GROUP = "other"
 LAST_GROUP = "cost"  # unknown columns go before the registry's cost group
 
@@ -131,9 +127,9 @@ def _split_key(spec: MetricColumn, values: Sequence[Any]) -> str:
 
 def is_detail(key: str, specs: Sequence[MetricSpec]) -> bool:
     """Whether metrics.json key ``key`` is stored beside the results rather than one:
-    a split_by key or a budget option of a registered metric, a ``<metric>_...``
-    value of a registered metric (``fid_reference``), or a :data:`STORED_FACTS`."""
-    if key in STORED_FACTS:
+    a metric's declared detail, one of its split_by keys or budget options, or a
+    ``<metric>_...`` value of a registered metric (``fid_reference``)."""
+    if any(key in s.details for s in specs):
         return True
     if any(key in c.split_by for s in specs for c in s.columns):
         return True
