@@ -38,12 +38,15 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "aebench.datasets.svhn",
     "aebench.datasets.digits",
     "aebench.datasets.folder",
+    "aebench.datasets.dsprites",
     "aebench.metrics.losses",
     "aebench.metrics.reconstruction",
     "aebench.metrics.fid",
+    "aebench.metrics.samples",
     "aebench.metrics.nll",
     "aebench.metrics.probe",
     "aebench.metrics.latent",
+    "aebench.metrics.disentanglement",
     "aebench.metrics.cost",
 )
 

@@ -73,7 +73,8 @@ def brightness():
 def test_builtin_metrics_register_through_the_hook():
     builtin = [s for s in metric_specs() if s.plugin.endswith("(built-in)")]
     names = [s.name for s in builtin]
-    assert names[:4] == ["losses", "reconstruction", "fid", "nll"] and names[-1] == "cost"
+    assert names[:5] == ["losses", "reconstruction", "fid", "samples", "nll"]
+    assert names[-1] == "cost"
     assert {"probe", "latent"} <= set(names)
     info = get_plugins().infos["aebench.metrics.fid"]
     assert info.hooks == ["register_metrics"] and info.builtin

@@ -26,6 +26,7 @@ RULES = (
     "class-names-match",
     "split-non-empty",
     "split-and-name-recorded",
+    "factors-match-spec",
     "has-train-and-test",
     "deterministic",
 )
@@ -80,6 +81,40 @@ def check_imageset(name: str, split: str, ds: Any, spec: Any) -> None:
         )
 
 
+def check_factors(name: str, split: str, ds: ImageSet, spec: Any) -> None:
+    """Rule ``factors-match-spec``: a spec that declares ``factor_names`` gets, in every
+    split, finite float ``factors`` ``(N, K)`` named exactly so, each ``"discrete"`` or
+    ``"continuous"``; a spec that declares none gets no factors."""
+    rule = "factors-match-spec"
+    declared = None if spec.factor_names is None else tuple(spec.factor_names)
+    f = ds.factors
+    if declared is None:
+        if f is not None:
+            _fail(name, rule, f"{split} has factors {ds.factor_names} the spec does not declare")
+        return
+    if f is None:
+        _fail(name, rule, f"{split} has no factors; the spec declares {declared}")
+    if not isinstance(f, torch.Tensor) or not f.is_floating_point() or f.dim() != 2:
+        _fail(name, rule, f"{split} factors are not a float (N, K) tensor")
+    if tuple(f.shape) != (len(ds), len(declared)):
+        _fail(
+            name,
+            rule,
+            f"{split} factors are {tuple(f.shape)}, expected ({len(ds)}, {len(declared)})",
+        )
+    if tuple(ds.factor_names or ()) != declared:
+        _fail(name, rule, f"{split} factor names {ds.factor_names} differ from the spec's")
+    kinds = tuple(ds.factor_kinds or ())
+    if len(kinds) != len(declared) or any(k not in ("discrete", "continuous") for k in kinds):
+        _fail(name, rule, f"{split} factor kinds {kinds} are not one of discrete/continuous each")
+    if not torch.isfinite(f).all():
+        _fail(name, rule, f"{split} factors contain NaN or inf")
+
+
+def _same(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
+    return (a is None and b is None) or (a is not None and b is not None and torch.equal(a, b))
+
+
 def check_dataset(
     name: str, data_dir: str | os.PathLike[str] | None = None, **options: Any
 ) -> None:
@@ -97,14 +132,12 @@ def check_dataset(
     for split in spec.splits:
         first = get_dataset(name, split, data_dir, **options)
         check_imageset(name, split, first, spec)
+        check_factors(name, split, first, spec)
         second = get_dataset(name, split, data_dir, **options)
-        same = torch.equal(first.images, second.images) and (
-            (first.labels is None and second.labels is None)
-            or (
-                first.labels is not None
-                and second.labels is not None
-                and torch.equal(first.labels, second.labels)
-            )
+        same = (
+            torch.equal(first.images, second.images)
+            and _same(first.labels, second.labels)
+            and _same(first.factors, second.factors)
         )
         if not same or first.class_names != second.class_names:
             _fail(name, "deterministic", f"two loads of split {split!r} differ")

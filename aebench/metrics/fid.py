@@ -30,6 +30,13 @@ of uint8 ``(C, H, W)`` tensors):
 Reference statistics of the test split are cached by torch-fidelity
 (``input2_cache_name`` = dataset, split and a hash of the images; cache root
 ``cache_dir()/"fid"/"stats"``), so a run only pays for its own samples.
+
+The sampler is an axis: the metric draws ``fid_samples`` samples from each of
+``ctx.samplers()`` and stores the prior sampler's FID as ``fid`` and the
+ex-post Gaussian mixture's as ``fid_expost`` (a plain AE has no prior: its
+``fid`` is not applicable and its own sampler is the ex-post one). Each
+sampler's samples go through the extractor once (:class:`EvalFeatures`); the
+other sample metrics (:mod:`aebench.metrics.samples`) read the same features.
 """
 
 from __future__ import annotations
@@ -52,6 +59,8 @@ from aebench.metrics import hook
 from aebench.specs import MetricColumn, MetricOption, MetricSpec
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from aebench.metrics import EvalContext
 
 # torch-fidelity is imported where it is used: it takes seconds to import, and
@@ -398,6 +407,76 @@ def ensure_classifier(
 
 
 # -- FID ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Extractor:
+    """A resolved feature extractor: what torch-fidelity runs, and how values are labelled.
+
+    ``name``: its torch-fidelity registry name; ``layer``: the feature layer;
+    ``weights``: the weights file handed to torch-fidelity; ``identity``,
+    ``detail`` and ``grayscale``: stored with every value computed on its
+    features (see :class:`FIDResult`); ``repeat``: 1-channel images are
+    repeated to 3 channels before extraction (Inception).
+    """
+
+    name: str
+    layer: str
+    weights: str
+    identity: str
+    detail: str
+    grayscale: str
+    repeat: bool
+
+
+def extractor_for(extractor: str, test: ImageSet, train_set: ImageSet | None = None) -> Extractor:
+    """The :class:`Extractor` that ``extractor`` (``"auto"``, ``"inception-v3-compat"`` or
+    ``"classifier"``) means for ``test``'s images; the offline classifier is trained
+    on ``train_set`` (required for it) on a cache miss."""
+    kind = resolve_extractor(extractor)
+    gray = test.shape[0] == 1
+    if kind == INCEPTION:
+        weights = inception_weights_path()
+        assert weights is not None  # resolve_extractor checked
+        return Extractor(
+            INCEPTION,
+            "2048",
+            str(weights),
+            INCEPTION,
+            f"torch-fidelity inception-v3-compat, weights {Path(weights).name}",
+            GRAY_REPEAT if gray else RGB,
+            True,
+        )
+    if train_set is None:
+        raise ValueError("the classifier FID extractor needs train_set (the dataset's train split)")
+    info = ensure_classifier(train_set, test)
+    register_classifier_extractor()
+    acc = "n/a" if info.test_accuracy is None else f"{info.test_accuracy:.4f}"
+    return Extractor(
+        TF_CLASSIFIER_NAME,
+        CLASSIFIER_FEATURE,
+        str(info.path),
+        info.identity,
+        f"ClassifierNet v{CLASSIFIER_VERSION} trained on {info.meta['n_train']} "
+        f"{info.meta['dataset']} train images, test accuracy {acc}, "
+        f"weights {Path(info.path).name} (aebench cache)",
+        GRAY_NATIVE if gray else RGB,
+        False,
+    )
+
+
+def reference_cache_name(images: ImageSet, extractor: Extractor) -> str:
+    """torch-fidelity's input cache name for a fixed image set: dataset, split and a hash
+    of the images (``-rgb`` when repeated to 3 channels). Its features and FID
+    statistics are cached under it, so each set's are extracted once per extractor."""
+    name = f"aebench-{_dataset_label(images)}-{images.split or 'test'}-"
+    name += data_hash(images.images)[:16]
+    return name + "-rgb" if extractor.repeat else name
+
+
+def stats_root() -> Path:
+    """Where torch-fidelity caches reference features and statistics."""
+    return cache_dir() / "fid" / "stats"
+
+
 def compute_fid(
     samples: torch.Tensor,
     test: ImageSet,
@@ -417,75 +496,176 @@ def compute_fid(
     split so that every run on a dataset shares one extractor. ``cache``:
     keep the test-set statistics in ``cache_dir()/"fid"/"stats"``.
     """
-    kind = resolve_extractor(extractor)
+    resolve_extractor(extractor)
     samples = to_uint8(samples)
     if tuple(samples.shape[1:]) != test.shape:
         raise ValueError(f"samples have shape {tuple(samples.shape[1:])}, test images {test.shape}")
-    gray = test.shape[0] == 1
-    if kind == INCEPTION:
-        weights = inception_weights_path()
-        assert weights is not None  # resolve_extractor checked
-        tf_name, layer, path = INCEPTION, "2048", str(weights)
-        ident, detail = (
-            INCEPTION,
-            f"torch-fidelity inception-v3-compat, weights {Path(weights).name}",
-        )
-        grayscale = GRAY_REPEAT if gray else RGB
-        repeat = True
-    else:
-        if train_set is None:
-            raise ValueError(
-                "the classifier FID extractor needs train_set (the dataset's train split)"
-            )
-        info = ensure_classifier(train_set, test)
-        register_classifier_extractor()
-        tf_name, layer, path = TF_CLASSIFIER_NAME, CLASSIFIER_FEATURE, str(info.path)
-        acc = "n/a" if info.test_accuracy is None else f"{info.test_accuracy:.4f}"
-        ident = info.identity
-        detail = (
-            f"ClassifierNet v{CLASSIFIER_VERSION} trained on {info.meta['n_train']} "
-            f"{info.meta['dataset']} train images, test accuracy {acc}, "
-            f"weights {Path(info.path).name} (aebench cache)"
-        )
-        grayscale = GRAY_NATIVE if gray else RGB
-        repeat = False
+    ext = extractor_for(extractor, test, train_set)
     import torch_fidelity
 
     dev = torch.device(device)
-    ref_name = (
-        f"aebench-{_dataset_label(test)}-{test.split or 'test'}-{data_hash(test.images)[:16]}"
-    )
-    if repeat:
-        ref_name += "-rgb"
     metrics = torch_fidelity.calculate_metrics(
-        input1=UInt8Images(samples, repeat_to_rgb=repeat),
-        input2=UInt8Images(test.images, repeat_to_rgb=repeat),
+        input1=UInt8Images(samples, repeat_to_rgb=ext.repeat),
+        input2=UInt8Images(test.images, repeat_to_rgb=ext.repeat),
         fid=True,
-        feature_extractor=tf_name,
-        feature_layer_fid=layer,
-        feature_extractor_weights_path=path,
+        feature_extractor=ext.name,
+        feature_layer_fid=ext.layer,
+        feature_extractor_weights_path=ext.weights,
         cuda=dev.type == "cuda",
         batch_size=batch_size,
         cache=cache,
-        cache_root=str(cache_dir() / "fid" / "stats"),
-        input2_cache_name=ref_name if cache else None,
+        cache_root=str(stats_root()),
+        input2_cache_name=reference_cache_name(test, ext) if cache else None,
         save_cpu_ram=True,  # no DataLoader worker processes: the data is in memory
         verbose=False,
     )
     return FIDResult(
         value=float(metrics[torch_fidelity.KEY_METRIC_FID]),
-        extractor=ident,
-        extractor_detail=detail,
+        extractor=ext.identity,
+        extractor_detail=ext.detail,
         n_samples=int(samples.shape[0]),
         n_reference=len(test),
-        grayscale_handling=grayscale,
-        feature_layer=layer,
+        grayscale_handling=ext.grayscale,
+        feature_layer=ext.layer,
     )
 
 
+# -- the features of one evaluation --------------------------------------------------
+class EvalFeatures:
+    """The feature vectors of one evaluation, each input extracted once by torch-fidelity.
+
+    FID here, and KID, precision/recall, density/coverage and novelty in
+    :mod:`aebench.metrics.samples`, all read these: the ``fid_samples``
+    samples of each sampler (``ctx.samples``), the test split and training
+    images. The test split's and the training images' features, the test
+    split's FID statistics and whatever :meth:`cached` derives from them are
+    kept in torch-fidelity's input cache (``cache_dir()/"fid"/"stats"``), named
+    by :func:`reference_cache_name`, so every run on a dataset reuses them.
+    Get the one of a context with :func:`eval_features`.
+    """
+
+    def __init__(self, ctx: EvalContext) -> None:
+        self.ctx = ctx
+        self.n = int(ctx.option("fid_samples"))
+        self.extractor = extractor_for(ctx.option("fid_extractor"), ctx.test, ctx.reference_train)
+        self._module: Any = None
+        self._features: dict[str, torch.Tensor] = {}
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {
+            "cuda": self.ctx.device.type == "cuda",
+            "batch_size": self.ctx.batch_size,
+            "cache": True,
+            "cache_root": str(stats_root()),
+            "save_cpu_ram": True,  # no DataLoader worker processes: the data is in memory
+            "verbose": False,
+            "feature_extractor_weights_path": self.extractor.weights,
+        }
+
+    @property
+    def module(self) -> Any:
+        """torch-fidelity's feature extractor (``FeatureExtractorBase``), built once."""
+        if self._module is None:
+            from torch_fidelity.utils import create_feature_extractor
+
+            ext = self.extractor
+            self._module = create_feature_extractor(ext.name, [ext.layer], **self._kwargs())
+        return self._module
+
+    def extract(self, images: torch.Tensor, cache_name: str | None = None) -> torch.Tensor:
+        """Features ``(N, D)`` float32 on the CPU of uint8 ``images``, by torch-fidelity
+        (read from / written to its input cache when ``cache_name`` is given)."""
+        from torch_fidelity.utils import extract_featuresdict_from_input_id_cached
+
+        data = UInt8Images(images, repeat_to_rgb=self.extractor.repeat)
+        feats = extract_featuresdict_from_input_id_cached(
+            1, self.module, input1=data, input1_cache_name=cache_name, **self._kwargs()
+        )
+        return feats[self.extractor.layer]
+
+    def samples(self, sampler: str) -> torch.Tensor:
+        """Features of ``ctx.samples(fid_samples, sampler)``."""
+        key = f"samples:{sampler}"
+        if key not in self._features:
+            images = to_uint8(self.ctx.samples(self.n, sampler))
+            shape, want = tuple(images.shape[1:]), self.ctx.test.shape
+            if shape != want:
+                raise ValueError(f"samples have shape {shape}, test images {want}")
+            self._features[key] = self.extract(images)
+        return self._features[key]
+
+    def reference(self, images: ImageSet) -> torch.Tensor:
+        """Features of a fixed image set, cached by torch-fidelity under its
+        :func:`reference_cache_name`."""
+        name = reference_cache_name(images, self.extractor)
+        if name not in self._features:
+            self._features[name] = self.extract(images.images, name)
+        return self._features[name]
+
+    def test(self) -> torch.Tensor:
+        """Features of the test split."""
+        return self.reference(self.ctx.test)
+
+    def cached(self, images: ImageSet, what: str, compute: Callable[[], Any]) -> Any:
+        """``compute()``, a value derived from ``images``' features (their k-NN radii, say),
+        kept in torch-fidelity's cache as ``<cache name>-<extractor>-<what>-<layer>``."""
+        from torch_fidelity.utils import cache_lookup_one_recompute_on_miss
+
+        name = reference_cache_name(images, self.extractor)
+        key = f"{name}-{self.module.get_name()}-{what}-{self.extractor.layer}"
+        return cache_lookup_one_recompute_on_miss(key, compute, **self._kwargs())
+
+    def test_statistics(self) -> dict[str, Any]:
+        """The test split's FID statistics (``mu``, ``sigma``), in the cache file
+        torch-fidelity (and :func:`compute_fid`) keeps them in."""
+        from torch_fidelity.metric_fid import fid_features_to_statistics
+
+        def statistics() -> dict[str, Any]:
+            return fid_features_to_statistics(self.test())
+
+        return self.cached(self.ctx.test, "stat-fid", statistics)
+
+    def fid(self, sampler: str) -> float:
+        """FID of ``sampler``'s samples against the test split: torch-fidelity's
+        statistics and Fréchet distance, as in :func:`compute_fid`."""
+        from torch_fidelity.metric_fid import (
+            KEY_METRIC_FID,
+            fid_features_to_statistics,
+            fid_statistics_to_metric,
+        )
+
+        stats = fid_features_to_statistics(self.samples(sampler))
+        return float(fid_statistics_to_metric(stats, self.test_statistics(), False)[KEY_METRIC_FID])
+
+
+def eval_features(ctx: EvalContext) -> EvalFeatures:
+    """The :class:`EvalFeatures` of ``ctx``, made once per evaluation (``ctx.cache``)."""
+    key = "fid:features"
+    if key not in ctx.cache:
+        ctx.cache[key] = EvalFeatures(ctx)
+    return ctx.cache[key]
+
+
 # -- the metric ---------------------------------------------------------------------
+EXPOST = "_expost"
+"""Suffix of the keys of values computed on the ex-post sampler's samples."""
+
+
+def sampler_suffix(sampler: str) -> str:
+    """``""`` for the prior sampler (the plain keys), :data:`EXPOST` for ``"expost"``."""
+    return "" if sampler == "prior" else EXPOST
+
+
+def has_prior(ctx: EvalContext) -> bool:
+    """Whether the prior sampler applies (the plain, prior-sample columns)."""
+    return "prior" in ctx.samplers()
+
+
 FID_KEYS = (
     "fid",
+    "fid_expost",
+    "fid_sampler",
+    "fid_expost_sampler",
     "fid_extractor",
     "fid_extractor_detail",
     "fid_samples",
@@ -497,36 +677,50 @@ FID_KEYS = (
 
 
 def compute(ctx: EvalContext) -> dict[str, Any]:
-    """FID of ``fid_samples`` samples from the model vs the test split (None when 0)."""
+    """FID of ``fid_samples`` samples of each sampler vs the test split (None when 0).
+
+    ``fid`` (and ``fid_sampler``, its sampler's description) for the prior
+    sampler, ``fid_expost`` and ``fid_expost_sampler`` for the ex-post one;
+    ``fid_prior`` is ``model.prior_description`` (how ``model.sample`` draws).
+    """
     n = ctx.option("fid_samples")
     out: dict[str, Any] = dict.fromkeys(FID_KEYS)
     if not n:
         return out
-    res = compute_fid(
-        ctx.samples(n),
-        ctx.test,
-        ctx.option("fid_extractor"),
-        train_set=ctx.reference_train,
-        device=ctx.device,
-    )
+    feats = eval_features(ctx)
+    for sampler in ctx.samplers():
+        key = f"fid{sampler_suffix(sampler)}"
+        out[key] = feats.fid(sampler)
+        out[f"{key}_sampler"] = ctx.sampler_description(sampler)
+    ext = feats.extractor
     out.update(
-        fid=res.value,
-        fid_extractor=res.extractor,
-        fid_extractor_detail=res.extractor_detail,
-        fid_samples=res.n_samples,
-        fid_reference=res.n_reference,
-        fid_grayscale=res.grayscale_handling,
-        fid_feature_layer=res.feature_layer,
+        fid_extractor=ext.identity,
+        fid_extractor_detail=ext.detail,
+        fid_samples=int(n),
+        fid_reference=len(ctx.test),
+        fid_grayscale=ext.grayscale,
+        fid_feature_layer=ext.layer,
         fid_prior=ctx.model.prior_description,
     )
     return out
 
 
+SPLIT_BY = ("fid_extractor", "fid_samples")
+"""What every sample metric is split by: values of different extractors or sample
+counts never share a leaderboard column."""
+PRIOR_TEXT = "models with a prior (VAE family)"
+EXPOST_LABEL = "ex-post GMM"
+PRIOR_SAMPLES = "samples of the prior the model was trained with (VAE: N(0, I))"
+EXPOST_SAMPLES = (
+    "samples decoded from a GaussianMixture fitted on training latent means "
+    "(a plain AE's own sampler)"
+)
+
 SAMPLES = MetricOption(
     "fid_samples",
     int,
     10000,
-    "samples drawn for FID (0: skip FID)",
+    "samples drawn per sampler for FID and the other sample metrics (0: skip them)",
     {"smoke": 500, "quick": 5000, "full": 10000},
     minimum=0,
     flag="--fid-samples",
@@ -544,7 +738,8 @@ METRIC = MetricSpec(
     "fid",
     compute,
     description="Fréchet inception distance (torch-fidelity) between model samples and the "
-    "test split; stored with its extractor, sample count and grayscale handling",
+    "test split, per sampler (prior; ex-post GMM); stored with its extractor, sample count "
+    "and grayscale handling",
     group="samples",
     order=30,
     options=(SAMPLES, EXTRACTOR),
@@ -554,8 +749,20 @@ METRIC = MetricSpec(
             "FID",
             "",
             "min",
-            "Fréchet distance of feature statistics; compares only within one extractor and n",
-            split_by=("fid_extractor", "fid_samples"),
+            f"Fréchet distance of feature statistics, {PRIOR_SAMPLES} vs the test split; "
+            "compares only within one extractor and n",
+            split_by=SPLIT_BY,
+            applies_to=has_prior,
+            applies_text=PRIOR_TEXT,
+        ),
+        MetricColumn(
+            "fid_expost",
+            f"FID ({EXPOST_LABEL})",
+            "",
+            "min",
+            f"Fréchet distance of feature statistics, {EXPOST_SAMPLES} vs the test split; "
+            "compares only within one extractor and n",
+            split_by=SPLIT_BY,
         ),
     ),
 )

@@ -134,9 +134,7 @@ class AE(AutoEncoder):
                 f"{type(self).__name__}.sample() needs a fitted prior: call "
                 "fit_prior(training latent means) first (or load a state_dict that has one)"
             )
-        return sample_gmm(
-            self.prior_weights, self.prior_means, self.prior_scale_tril, n, generator
-        )
+        return sample_gmm(self.prior_weights, self.prior_means, self.prior_scale_tril, n, generator)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

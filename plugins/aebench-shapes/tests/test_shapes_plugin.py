@@ -159,6 +159,25 @@ def test_size_option_and_factors() -> None:
     assert torch.corrcoef(torch.stack([cy, y]))[0, 1] > 0.95
 
 
+def test_splits_carry_their_factors_as_the_spec_declares() -> None:
+    spec = aebench.dataset_spec("shapes")
+    assert spec.factor_names == ("shape", "scale", "rotation", "x", "y")
+    for split in ("train", "test"):
+        ds = aebench.get_dataset("shapes", split, **SMALL)
+        assert ds.factor_names == spec.factor_names
+        assert ds.factor_kinds == ("discrete",) + ("continuous",) * 4
+        assert ds.factors is not None and ds.factors.dtype == torch.float32
+        assert ds.factors.shape == (len(ds), 5)
+        # The discrete factor is the label; the others are what factors() returns.
+        assert torch.equal(ds.factors[:, 0].long(), ds.labels)
+        assert torch.equal(ds.factors[:, 1:], aebench_shapes.factors(split, **SMALL))
+    # Subsets (the validation split, limits) keep images and factors aligned.
+    train = aebench.get_dataset("shapes", "train", **SMALL)
+    part = train.subset(torch.tensor([5, 1, 7]))
+    assert torch.equal(part.factors, train.factors[[5, 1, 7]])
+    assert torch.equal(part.factors[:, 0].long(), part.labels)
+
+
 def test_bad_options_name_the_problem() -> None:
     with pytest.raises(ValueError, match="dataset 'shapes' has no option 'colour'"):
         aebench.get_dataset("shapes", "train", colour=3)

@@ -13,8 +13,12 @@ Loader options (``aebench.get_dataset("shapes", split, **options)``):
   different streams, so they never share images, and the test split does not
   depend on ``n_train``.
 
-:func:`factors` returns the generative factors behind a split (for
-disentanglement metrics).
+Every split carries its generative factors (``ImageSet.factors``, declared as
+the spec's ``factor_names``), which aebench's disentanglement metrics (MIG,
+DCI, SAP, FactorVAE score) compare with a model's latents: ``shape`` (the
+label, 0 square / 1 ellipse / 2 heart; ``"discrete"``) then ``scale``,
+``rotation``, ``x`` and ``y`` (``"continuous"``). :func:`factors` returns the
+four continuous ones alone.
 """
 
 from __future__ import annotations
@@ -29,10 +33,22 @@ from aebench import DatasetSpec, ImageSet, hookimpl
 from aebench.specs import DatasetOption
 from aebench_shapes.generate import CLASS_NAMES, FACTOR_NAMES, Shapes, generate
 
-__version__ = "0.1.0"
-__all__ = ["CLASS_NAMES", "FACTOR_NAMES", "__version__", "factors", "generate", "load"]
+__version__ = "0.2.0"
+__all__ = [
+    "CLASS_NAMES",
+    "DATASET_FACTOR_KINDS",
+    "DATASET_FACTOR_NAMES",
+    "FACTOR_NAMES",
+    "__version__",
+    "factors",
+    "generate",
+    "load",
+]
 
 NAME = "shapes"
+DATASET_FACTOR_NAMES: tuple[str, ...] = ("shape", *FACTOR_NAMES)
+"""The factors every split carries: the shape (the label), then :data:`FACTOR_NAMES`."""
+DATASET_FACTOR_KINDS: tuple[str, ...] = ("discrete",) + ("continuous",) * len(FACTOR_NAMES)
 SPLITS = ("train", "test")
 DEFAULTS: dict[str, int] = {"size": 32, "n_train": 10_000, "n_test": 2_000, "seed": 0}
 OPTIONS = (
@@ -68,11 +84,22 @@ def load(split: str, root: Path | None = None, **options: Any) -> ImageSet:
 
     aebench validates the options against :data:`OPTIONS` before calling this."""
     shapes = _generate(*_resolve(split, options))
-    return ImageSet(shapes.images, shapes.labels, CLASS_NAMES, NAME, split)
+    factors = torch.cat([shapes.labels.unsqueeze(1).float(), shapes.factors], dim=1)
+    return ImageSet(
+        shapes.images,
+        shapes.labels,
+        CLASS_NAMES,
+        NAME,
+        split,
+        factors=factors,
+        factor_names=DATASET_FACTOR_NAMES,
+        factor_kinds=DATASET_FACTOR_KINDS,
+    )
 
 
 def factors(split: str = "train", **options: Any) -> torch.Tensor:
-    """Float ``(N, 4)`` generative factors (scale, rotation, x, y) aligned with ``load``."""
+    """Float ``(N, 4)`` continuous factors (scale, rotation, x, y) aligned with ``load``
+    (whose ``ImageSet.factors`` also hold the shape, first)."""
     return _generate(*_resolve(split, options)).factors.clone()
 
 
@@ -87,6 +114,7 @@ def register_datasets(register: Any) -> None:
             num_classes=len(CLASS_NAMES),
             class_names=CLASS_NAMES,
             options=OPTIONS,
+            factor_names=DATASET_FACTOR_NAMES,
             description=(
                 "procedural dSprites-style shapes (square/ellipse/heart; scale, rotation, "
                 "position); generated, works offline"
