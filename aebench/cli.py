@@ -420,6 +420,16 @@ def run_cmd(
     no_report: Annotated[
         bool, typer.Option("--no-report", help="Do not build the HTML leaderboard.")
     ] = False,
+    mlflow: Annotated[
+        str | None,
+        typer.Option(
+            help="Also export every finished run to MLflow at this tracking URI or folder "
+            "(needs aebench[mlflow]; see `aebench export`)."
+        ),
+    ] = None,
+    mlflow_experiment: Annotated[
+        str, typer.Option(help="MLflow experiment the runs go to (with --mlflow).")
+    ] = "aebench",
     deterministic: Annotated[
         bool | None,
         typer.Option(
@@ -574,8 +584,16 @@ def run_cmd(
         f"{done} run(s) done, {skipped} skipped, {len(failed)} failed; results: "
         f"{Path(out) / 'results.csv'}"
     )
+    if mlflow:
+        from aebench.tracking import export_mlflow
+
+        exported = export_mlflow(out, mlflow, mlflow_experiment)
+        _say(
+            f"mlflow: {len(exported.exported)} run(s) exported to experiment "
+            f"{exported.experiment!r} at {exported.uri}"
+        )
     if summary.site:
-        _say(f"leaderboard: {summary.site}")
+        _say(f"leaderboard: {summary.site} ({summary.site.resolve().as_uri()})")
     if summary.report_error:
         _say(
             f"aebench: warning: the leaderboard was not built ({summary.report_error}); "
@@ -618,11 +636,12 @@ def generate_cmd(
         str | None, typer.Option("--out", help="PNG file [default: RUN_DIR/images/generated.png].")
     ] = None,
 ) -> None:
-    """Write samples from a trained run to a PNG grid (no retraining)."""
+    """Write samples from a trained run to a PNG grid (no retraining), small images enlarged
+    to at least 96 pixels per tile."""
     import torch
 
     from aebench.errors import ConfigError
-    from aebench.images import save_grid
+    from aebench.images import GENERATED_TILE, save_grid
     from aebench.store import RunStore
 
     if n < 1:
@@ -639,8 +658,60 @@ def generate_cmd(
     with torch.no_grad():
         images = model.sample(n, generator=torch.Generator().manual_seed(seed))
     target = Path(out) if out else store.path(run_id) / "images" / "generated.png"
-    save_grid(images, target, nrow=max(1, int(n**0.5)))
+    save_grid(images, target, nrow=max(1, int(n**0.5)), min_tile=GENERATED_TILE)
     print(target)
+
+
+@app.command("export")
+def export_cmd(
+    run_dir: Annotated[str, typer.Argument(help="A benchmark output folder (--out of run).")],
+    mlflow: Annotated[
+        str,
+        typer.Option(help="MLflow tracking URI, or a folder for a local (offline) file store."),
+    ],
+    experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "aebench",
+    weights: Annotated[
+        bool, typer.Option("--weights", help="Also upload each run's weights.")
+    ] = False,
+) -> None:
+    """Export finished runs to MLflow (params, metrics, per-epoch history, images)."""
+    from aebench.store import RunStore
+    from aebench.tracking import export_mlflow
+
+    store, _ = RunStore.locate(run_dir)
+    summary = export_mlflow(store.root, mlflow, experiment, weights=weights)
+    _say(
+        f"{len(summary.exported)} run(s) exported, {len(summary.skipped)} skipped (already "
+        f"there or not finished); experiment {summary.experiment!r} at {summary.uri}"
+    )
+
+
+@app.command("open")
+def open_cmd(
+    run_dir: Annotated[
+        str, typer.Argument(help="A benchmark output folder, or a site folder.")
+    ] = "aebench-out",
+) -> None:
+    """Open the leaderboard in a web browser (and print its file:// URL)."""
+    import webbrowser
+
+    from aebench.errors import DataError
+
+    path = Path(run_dir)
+    candidates = [
+        path / "index.html",
+        path / "site" / "index.html",
+        path.parent / "site" / "index.html",
+    ]
+    index = next((p for p in candidates if p.is_file()), None)
+    if index is None:
+        raise DataError(
+            f"no leaderboard in {str(path)!r} (expected {path / 'site' / 'index.html'}); "
+            f"build it with `aebench report {path}`"
+        )
+    url = index.resolve().as_uri()
+    print(url)
+    webbrowser.open(url)
 
 
 @app.command("fetch")

@@ -10,6 +10,9 @@ from torchvision.utils import make_grid, save_image
 
 from aebench import io as aio
 
+GENERATED_TILE = 96
+"""Smallest tile height of ``aebench generate``'s grids (MNIST: 28 px shown at 4x, 112 px)."""
+
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """uint8 images unchanged; floats in [0, 1] -> ``round(255 x)`` clamped, as uint8."""
@@ -18,9 +21,15 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
     return images.detach().mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8)
 
 
-def save_grid(images: torch.Tensor, path: Path, nrow: int = 8) -> None:
-    """Save images in [0, 1] as one PNG grid (atomically)."""
-    grid = make_grid(images.detach().float().cpu().clamp(0, 1), nrow=nrow, padding=2, pad_value=1.0)
+def save_grid(images: torch.Tensor, path: Path, nrow: int = 8, min_tile: int = 0) -> None:
+    """Save images in [0, 1] as one PNG grid (atomically). ``min_tile``: enlarge smaller
+    images by an integer factor (nearest neighbour: pixels stay sharp) to at least this
+    many pixels high, so that 28-pixel digits are readable on a screen."""
+    images = images.detach().float().cpu().clamp(0, 1)
+    if min_tile and images.shape[-2] < min_tile:
+        factor = -(-min_tile // images.shape[-2])
+        images = torch.nn.functional.interpolate(images, scale_factor=factor, mode="nearest")
+    grid = make_grid(images, nrow=nrow, padding=2, pad_value=1.0)
     aio.save_with(path, lambda p: save_image(grid, str(p), format="png"))
 
 

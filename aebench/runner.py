@@ -126,8 +126,13 @@ def warm_shared(runs: Iterable[RunConfig], data: DataCache, emit: OnEvent) -> No
         if run.dataset in seen or classifier_cached(train):
             continue
         seen.add(run.dataset)
-        emit(Stage(f"training the offline FID extractor for {run.dataset} (once; cached)"))
-        info = ensure_classifier(train, test)
+        what = f"training the offline FID extractor for {run.dataset} (once; cached)"
+        emit(Stage(what))
+
+        def progress(step: int, steps: int, what: str = what) -> None:
+            emit(Stage(f"{what}: step {step}/{steps}"))
+
+        info = ensure_classifier(train, test, on_progress=progress)
         acc = "n/a" if info.test_accuracy is None else f"{info.test_accuracy:.3f}"
         emit(Message(f"offline FID extractor for {run.dataset}: test accuracy {acc}"))
 

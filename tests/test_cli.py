@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -87,3 +88,40 @@ def test_console_script_end_to_end_exit_code():
         timeout=120,
     )
     assert verbose.returncode == 2 and "Traceback" in verbose.stderr
+
+
+def test_run_help_names_required_options_and_every_default(cli, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "100")
+    code, out, _ = cli("run", "--help")
+    assert code == 0
+    assert "--models and --datasets are required" in out
+    blocks: dict[str, str] = {}  # option -> its help text, across wrapped lines
+    for line in out.splitlines():
+        if m := re.match(r"^  (?:-\w, )?(--[a-z][a-z-]*)", line):
+            current = m.group(1)
+        if line.startswith("  ") and "current" in locals():
+            blocks[current] = blocks.get(current, "") + " " + line.strip()
+    # each option's help ends with its default (or says when it applies), none is cut off
+    for option in ("--epochs", "--batch-size", "--lr", "--latent-dims", "--seeds", "--profile",
+                   "--out", "--device", "--executor", "--workers", "--threads", "--fid-samples",
+                   "--binarize", "--mlflow-experiment"):  # fmt: skip
+        assert "default" in blocks[option], (option, blocks[option])
+    assert "…" not in out  # what a cut-off help line ends with
+
+
+def test_the_first_offline_extractor_shows_its_progress(cli, tmp_path):
+    code, _, err = cli(
+        "run", "--models", "ae-mlp", "--datasets", "digits", "--epochs", "1",
+        "--fid-samples", "100", "--nll-samples", "0", "--probe-samples", "0",
+        "--no-report", "--out", str(tmp_path / "out"),
+    )  # fmt: skip
+    assert code == 0, err
+    assert "training the offline FID extractor for digits (once; cached): step 200/400" in err
+    assert "step 400/400" in err and "offline FID extractor for digits: test accuracy" in err
+    # cached: the second benchmark does not train it again
+    code, _, err = cli(
+        "run", "--models", "ae-mlp", "--datasets", "digits", "--epochs", "1", "--seeds", "1",
+        "--fid-samples", "100", "--nll-samples", "0", "--probe-samples", "0",
+        "--no-report", "--out", str(tmp_path / "out"),
+    )  # fmt: skip
+    assert code == 0 and "training the offline FID extractor" not in err

@@ -127,6 +127,11 @@ def test_generate_writes_samples_and_explains_a_wrong_path(bench, cli):
     assert code == 0, err
     assert Path(out.strip()) == target / "images" / "generated.png"
     assert "generated" in RunStore(bench).read(target.name).images
+    # 8x8 digits, 2x2 grid: tiles enlarged 12x to 96 px (sharp), 2 px padding
+    from PIL import Image
+
+    with Image.open(target / "images" / "generated.png") as png:
+        assert png.size == (2 * 96 + 3 * 2, 2 * 96 + 3 * 2)
     code, _, err = cli("generate", str(bench))
     assert code == 2 and "give one run" in err and str(bench / "runs") in err
     code, _, err = cli("generate", str(bench / "nope"))

@@ -76,6 +76,7 @@ CLASSIFIER_VERSION = 1
 """Bump when :class:`ClassifierNet` or its training recipe changes (invalidates caches)."""
 CLASSIFIER_FEATURE = "penultimate"
 CLASSIFIER_STEPS = 400
+PROGRESS_EVERY = 50
 CLASSIFIER_BATCH = 128
 
 GRAY_REPEAT = "grayscale repeated to 3 channels"
@@ -309,7 +310,10 @@ def classifier_accuracy(net: ClassifierNet, test: ImageSet, batch_size: int = 10
 
 
 def train_classifier(
-    train: ImageSet, seed: int = 0, steps: int = CLASSIFIER_STEPS
+    train: ImageSet,
+    seed: int = 0,
+    steps: int = CLASSIFIER_STEPS,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> ClassifierNet:
     """Train a :class:`ClassifierNet` on ``train`` (CPU, deterministic given ``seed``).
 
@@ -319,6 +323,7 @@ def train_classifier(
     of MNIST, ~35 epochs of the 8x8 digits), so the cost depends on the image
     size, not on the number of training images. Test accuracy: ~0.95 on MNIST,
     ~0.98 on digits: enough for discriminative features, a few seconds to train.
+    ``on_progress(done, steps)`` is called every :data:`PROGRESS_EVERY` steps.
     """
     if train.labels is None:
         raise ConfigError(
@@ -345,6 +350,8 @@ def train_classifier(
             opt.step()
             sched.step()
             done += 1
+            if on_progress is not None and (done % PROGRESS_EVERY == 0 or done == steps):
+                on_progress(done, steps)
             if done == steps:
                 break
     net.eval()
@@ -370,20 +377,24 @@ def classifier_cached(train: ImageSet, root: Path | None = None) -> bool:
 
 
 def ensure_classifier(
-    train: ImageSet, test: ImageSet | None = None, root: Path | None = None
+    train: ImageSet,
+    test: ImageSet | None = None,
+    root: Path | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> ClassifierInfo:
     """The cached offline extractor for ``train``'s dataset, training it on a cache miss.
 
     Cache file: ``<root or cache_dir()/"fid">/classifier-<dataset>-v<version>-<hash12>.pt``
     (``state_dict`` + ``meta``; written atomically). The test accuracy is
-    measured on ``test`` when first trained.
+    measured on ``test`` when first trained; ``on_progress(step, steps)`` follows the
+    training.
     """
     identity, path = _classifier_path(train, root)
     digest = identity.rsplit(":", 1)[1]
     if path.is_file():
         meta = torch.load(path, map_location="cpu", weights_only=True)["meta"]
         return ClassifierInfo(path, meta["identity"], meta.get("test_accuracy"), meta)
-    net = train_classifier(train)
+    net = train_classifier(train, on_progress=on_progress)
     acc = classifier_accuracy(net, test) if test is not None and test.labels is not None else None
     meta = {
         "identity": identity,

@@ -1,0 +1,149 @@
+"""Export runs to an experiment tracker (MLflow), so users keep the tracker they have.
+
+``aebench export OUT --mlflow URI`` (or ``aebench run ... --mlflow URI``) copies
+every finished run of the run store into an MLflow experiment: one MLflow run
+per aebench run, with
+
+* **params**: the run's settings (model, dataset, seed, epochs, batch size,
+  learning rate, ...), every model option as ``model.<name>`` and every metric
+  budget as ``metric.<name>``;
+* **metrics**: every numeric metric of ``metrics.json``, and the per-epoch
+  history (``train_total``, ``val_total``, ``val_ssim``, ...) as steps;
+* **tags**: ``aebench.run_id``, ``aebench.key`` (the configuration's hash),
+  ``aebench.version``, the model family and the plugin that provided it;
+* **artifacts**: ``config.json``, ``metrics.json``, ``history.csv`` and the run's
+  images (add the weights with ``weights=True``).
+
+Exporting again skips runs already in the experiment (matched by
+``aebench.key``), so it can follow every ``aebench run``. A local folder or a
+``file:`` URI uses MLflow's file store, which works offline (recent MLflow asks
+to opt in to it: aebench sets ``MLFLOW_ALLOW_FILE_STORE=true`` for such URIs).
+Needs the optional extra ``aebench[mlflow]`` (``mlflow-skinny``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aebench.errors import ConfigError
+from aebench.store import RunRecord, RunStore
+
+EXPERIMENT = "aebench"
+PARAMS = ("model", "dataset", "seed", "epochs", "batch_size", "lr", "limit", "val_size")
+PARAMS += ("profile", "device", "binarize", "deterministic", "compile")
+
+
+@dataclass
+class ExportSummary:
+    uri: str
+    experiment: str
+    exported: list[str]
+    skipped: list[str]
+
+
+def _client(uri: str) -> Any:
+    try:
+        from mlflow.tracking import MlflowClient
+    except ImportError:
+        raise ConfigError(
+            "--mlflow needs the optional dependency 'mlflow-skinny': pip install 'aebench[mlflow]'"
+        ) from None
+    if "://" not in uri:  # a local folder
+        uri = Path(uri).expanduser().resolve().as_uri()
+    if uri.startswith("file:"):
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    return MlflowClient(uri), uri
+
+
+def export_mlflow(
+    out_dir: str | Path,
+    uri: str,
+    experiment: str = EXPERIMENT,
+    weights: bool = False,
+) -> ExportSummary:
+    """Export the finished runs under ``out_dir`` to MLflow at ``uri`` (see the module doc)."""
+    client, uri = _client(uri)
+    from mlflow.entities import Metric, Param
+
+    found = client.get_experiment_by_name(experiment)
+    exp_id = found.experiment_id if found else client.create_experiment(experiment)
+    known = {
+        r.data.tags.get("aebench.key")
+        for r in client.search_runs([exp_id], max_results=50000)
+        if r.data.tags.get("aebench.key")
+    }
+    summary = ExportSummary(uri, experiment, [], [])
+    for record in RunStore(out_dir).records():
+        if not record.done or record.key in known:
+            summary.skipped.append(record.run_id)
+            continue
+        run = client.create_run(exp_id, run_name=record.run_id, tags=_tags(record))
+        rid = run.info.run_id
+        now = int(time.time() * 1000)
+        params = [Param(k, _text(v)) for k, v in _params(record).items()]
+        metrics = [Metric(k, v, now, 0) for k, v in _metrics(record).items()]
+        for row in record.history:
+            step = int(row.get("epoch") or 0)
+            metrics += [
+                Metric(k, float(v), now, step)
+                for k, v in row.items()
+                if k != "epoch" and v is not None
+            ]
+        for start in range(0, max(len(params), len(metrics)), 100):  # MLflow's batch limits
+            client.log_batch(
+                rid, params=params[start : start + 100], metrics=metrics[start : start + 100]
+            )
+        for name in ("config.json", "metrics.json", "history.csv"):
+            if (path := record.file(name)) is not None:
+                client.log_artifact(rid, str(path))
+        for path in [*record.images.values(), *record.epoch_frames]:
+            client.log_artifact(rid, str(path), artifact_path="images")
+        if weights and (path := record.file("weights.safetensors")) is not None:
+            client.log_artifact(rid, str(path))
+        client.set_terminated(rid, "FINISHED")
+        summary.exported.append(record.run_id)
+    return summary
+
+
+def _tags(record: RunRecord) -> dict[str, str]:
+    import aebench
+
+    config = record.config
+    return {
+        "aebench.run_id": record.run_id,
+        "aebench.key": str(record.key),
+        "aebench.version": aebench.__version__,
+        "aebench.family": str(config.get("family", "")),
+        "aebench.plugin": str(config.get("plugin", "")),
+        "aebench.status": record.status,
+        "mlflow.runName": record.run_id,
+    }
+
+
+def _params(record: RunRecord) -> dict[str, Any]:
+    config = record.config
+    out: dict[str, Any] = {k: config.get(k) for k in PARAMS if k in config}
+    model = config.get("resolved_model_config") or config.get("model_config") or {}
+    out.update({f"model.{k}": v for k, v in model.items()})
+    out.update({f"metric.{k}": v for k, v in (config.get("metric_options") or {}).items()})
+    out.update({f"data.{k}": v for k, v in (config.get("dataset_options") or {}).items()})
+    return out
+
+
+def _metrics(record: RunRecord) -> dict[str, float]:
+    out = {}
+    for key, value in (record.metrics or {}).items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if math.isfinite(float(value)):
+            out[key] = float(value)
+    return out
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)[:500]  # MLflow's limit for a param value
