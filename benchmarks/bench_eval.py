@@ -67,6 +67,12 @@ def main() -> None:
     ap.add_argument("--nll-k", type=int, default=100)
     ap.add_argument("--nll-samples", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
+    ap.add_argument(
+        "--profile",
+        choices=["smoke", "quick", "full"],
+        help="take every metric budget from this profile instead (quick: `aebench run`'s "
+        "default), the offline extractor kept",
+    )
     ap.add_argument("--skip-epoch", action="store_true")
     args = ap.parse_args()
     if args.threads:
@@ -86,6 +92,12 @@ def main() -> None:
         "nll_samples": args.nll_samples,
         "probe_samples": 10000,
     }
+    if args.profile:
+        from aebench.metrics import metric_specs
+
+        kw = {o.name: o.default_for(args.profile) for s in metric_specs() for o in s.options}
+        kw["fid_extractor"] = "classifier"
+        print(f"budgets of the {args.profile} profile: {kw}")
     with tempfile.TemporaryDirectory() as cache:
         os.environ["AEBENCH_CACHE_DIR"] = cache
         for label in ("cold (train classifier, reference stats)", "warm (cached)"):

@@ -65,3 +65,60 @@ def cli(capsys) -> Callable[..., CliResult]:
         return CliResult(code, cap.out, cap.err)
 
     return run
+
+
+# -- shared data and artefacts, built once per session ---------------------------------
+@pytest.fixture(scope="session")
+def digits():
+    """scikit-learn's digits, (train, test) ImageSets (offline, instant)."""
+    import aebench
+
+    return aebench.get_dataset("digits", split="train"), aebench.get_dataset("digits", split="test")
+
+
+@pytest.fixture(scope="session")
+def fid_cache(tmp_path_factory, digits):
+    """One aebench cache holding the digits FID classifier, trained once per session."""
+    from aebench.metrics import fid
+
+    root = tmp_path_factory.mktemp("fid-cache")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny net on shared, oversubscribed CI cores: 1 thread is faster
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("AEBENCH_CACHE_DIR", str(root))
+            info = fid.ensure_classifier(*digits)
+    finally:
+        torch.set_num_threads(threads)
+    return root, info
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path, fid_cache):
+    """No Inception weights anywhere; the shared classifier cache."""
+    from aebench.metrics import fid
+
+    monkeypatch.setenv("AEBENCH_CACHE_DIR", str(fid_cache[0]))
+    monkeypatch.delenv(fid.ENV_INCEPTION_WEIGHTS, raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    monkeypatch.setattr(torch.hub, "_hub_dir", None)
+    return fid_cache[1]
+
+
+@pytest.fixture(scope="session")
+def finished(tmp_path_factory) -> Path:
+    """A real benchmark output with two finished runs (an AE and a VAE) on digits; tests
+    that damage it work on a copy."""
+    import aebench
+
+    out = tmp_path_factory.mktemp("bench")
+    summary = aebench.run(
+        "ae-mlp,vae-mlp",
+        "digits",
+        out=out,
+        epochs=1,
+        report=False,
+        metric_options={"fid_samples": 0, "nll_samples": 50, "probe_samples": 200},
+    )
+    assert [o.status for o in summary.outcomes] == ["done", "done"]
+    return out

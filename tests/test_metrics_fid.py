@@ -16,36 +16,6 @@ from aebench.errors import ConfigError
 from aebench.metrics import fid
 
 
-@pytest.fixture(scope="module")
-def digits():
-    return aebench.get_dataset("digits", split="train"), aebench.get_dataset("digits", split="test")
-
-
-@pytest.fixture(scope="module")
-def fid_cache(tmp_path_factory, digits):
-    """One aebench cache for this module, holding the digits classifier trained once."""
-    root = tmp_path_factory.mktemp("fid-cache")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a tiny net on shared, oversubscribed CI cores: 1 thread is faster
-    try:
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setenv("AEBENCH_CACHE_DIR", str(root))
-            info = fid.ensure_classifier(*digits)
-    finally:
-        torch.set_num_threads(threads)
-    return root, info
-
-
-@pytest.fixture
-def offline(monkeypatch, tmp_path, fid_cache):
-    """No Inception weights anywhere; the shared classifier cache."""
-    monkeypatch.setenv("AEBENCH_CACHE_DIR", str(fid_cache[0]))
-    monkeypatch.delenv(fid.ENV_INCEPTION_WEIGHTS, raising=False)
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
-    monkeypatch.setattr(torch.hub, "_hub_dir", None)
-    return fid_cache[1]
-
-
 def _frechet(f1: np.ndarray, f2: np.ndarray) -> float:
     """Textbook FID (Heusel et al.) with scipy's matrix square root, in float64."""
     f1, f2 = f1.astype(np.float64), f2.astype(np.float64)

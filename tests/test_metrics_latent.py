@@ -28,11 +28,6 @@ def test_kl_per_dim_equals_torch_distributions():
     torch.testing.assert_close(kl_per_dim(mu, logvar), expected.double(), rtol=1e-6, atol=1e-9)
 
 
-@pytest.fixture(scope="module")
-def digits():
-    return aebench.get_dataset("digits", "train"), aebench.get_dataset("digits", "test")
-
-
 def test_a_vae_with_dead_dimensions_is_flagged(digits):
     train, test = digits
     torch.manual_seed(0)

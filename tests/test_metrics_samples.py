@@ -17,7 +17,6 @@ from aebench.metrics import EvalContext, evaluate, fid, generate_samples
 from aebench.metrics import samples as sm
 from aebench.metrics._util import encode_all
 from aebench.models.base import AutoEncoder, Encoding, ModelConfig
-from aebench.plugins import get_plugins
 
 SPECS = [fid.METRIC, sm.METRIC]
 SAMPLE_KEYS = ("fid", *sm.BASE_KEYS, *sm.NOVELTY_KEYS)
@@ -44,50 +43,6 @@ class Replay(AutoEncoder):
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         assert n <= len(self.images)
         return self.images[:n].float() / 255
-
-
-@pytest.fixture(scope="module", autouse=True)
-def samples_plugin():
-    """The metric registered (until aebench registers it as a built-in)."""
-    plugins = get_plugins()
-    if "samples" in plugins.metrics:
-        yield
-        return
-    plugins.register(sm, "aebench.metrics.samples")
-    try:
-        yield
-    finally:
-        plugins.unregister("aebench.metrics.samples")
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return aebench.get_dataset("digits", split="train"), aebench.get_dataset("digits", split="test")
-
-
-@pytest.fixture(scope="module")
-def fid_cache(tmp_path_factory, digits):
-    """One aebench cache for this module, holding the digits classifier trained once."""
-    root = tmp_path_factory.mktemp("fid-cache")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setenv("AEBENCH_CACHE_DIR", str(root))
-            info = fid.ensure_classifier(*digits)
-    finally:
-        torch.set_num_threads(threads)
-    return root, info
-
-
-@pytest.fixture
-def offline(monkeypatch, tmp_path, fid_cache, one_thread):
-    """No Inception weights anywhere; the shared classifier cache; one torch thread."""
-    monkeypatch.setenv("AEBENCH_CACHE_DIR", str(fid_cache[0]))
-    monkeypatch.delenv(fid.ENV_INCEPTION_WEIGHTS, raising=False)
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
-    monkeypatch.setattr(torch.hub, "_hub_dir", None)
-    return fid_cache[1]
 
 
 @pytest.fixture(scope="module")

@@ -14,22 +14,6 @@ from aebench import results
 from aebench.store import FORMAT_VERSION, RunFormatError, RunStore
 
 
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> Path:
-    """A real benchmark output with two finished runs (an AE and a VAE) on digits."""
-    out = tmp_path_factory.mktemp("bench")
-    summary = aebench.run(
-        "ae-mlp,vae-mlp",
-        "digits",
-        out=out,
-        epochs=1,
-        report=False,
-        metric_options={"fid_samples": 0, "nll_samples": 50, "probe_samples": 200},
-    )
-    assert [o.status for o in summary.outcomes] == ["done", "done"]
-    return out
-
-
 @pytest.fixture
 def bench(finished, tmp_path) -> Path:
     """A private copy of ``finished`` that a test may damage."""

@@ -10,26 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import aebench
-
 mlflow = pytest.importorskip("mlflow", reason="the mlflow extra is not installed")
 from mlflow.tracking import MlflowClient  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> Path:
-    """A real benchmark output with two finished runs (an AE and a VAE) on digits."""
-    out = tmp_path_factory.mktemp("bench")
-    summary = aebench.run(
-        "ae-mlp,vae-mlp",
-        "digits",
-        out=out,
-        epochs=2,
-        report=False,
-        metric_options={"fid_samples": 0, "nll_samples": 50, "probe_samples": 200},
-    )
-    assert [o.status for o in summary.outcomes] == ["done", "done"]
-    return out
 
 
 def _runs(store: Path, experiment: str = "aebench") -> list:
