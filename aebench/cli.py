@@ -717,7 +717,7 @@ def open_cmd(
 @app.command("fetch")
 def fetch_cmd(
     dataset: Annotated[
-        str, typer.Argument(help="Dataset to download (mnist, fashion-mnist, svhn).")
+        str, typer.Argument(help="Dataset to download (mnist, fashion-mnist, svhn, dsprites).")
     ],
     data_dir: Annotated[
         str | None, typer.Option(help="Dataset root [default: $AEBENCH_DATA_DIR, then cache].")

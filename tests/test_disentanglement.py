@@ -129,6 +129,22 @@ def test_sap_by_hand():
     assert dis.sap(zz, y, zz, y, ("discrete",))[0] == pytest.approx(0.5)
 
 
+def test_discrete_factors_with_non_integer_values_score_as_their_classes():
+    # dSprites' discrete factors are grid values (scale 0.5, 0.6, ...): scikit-learn would
+    # refuse them as "continuous" labels, so SAP (like the others) uses class indices.
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 3, size=(300, 2))
+    values = np.array([0.5, 0.75, 1.0])[codes]
+    z = codes + rng.normal(0, 0.1, size=codes.shape)
+    kinds = ("discrete", "discrete")
+    on_values = dis.sap_matrix(z[:200], values[:200], z[200:], values[200:], kinds)
+    on_codes = dis.sap_matrix(z[:200], codes[:200], z[200:], codes[200:], kinds)
+    assert on_values == pytest.approx(on_codes)
+    # the encoding dimension beats the other one (about chance, 1/3) for each factor
+    assert on_values[0, 0] > on_values[1, 0] + 0.2 and on_values[1, 1] > on_values[0, 1] + 0.2
+    assert dis.mig(z, values, kinds)[0] == pytest.approx(dis.mig(z, codes, kinds)[0])
+
+
 def test_factorvae_majority_vote_by_hand():
     train = np.array([[5, 0, 1], [1, 4, 3]])  # dims 0, 1, 2 predict factors 0, 1, 1
     evals = np.array([[2, 1, 0], [0, 1, 2]])

@@ -1,7 +1,8 @@
 """``dsprites``: DeepMind's dSprites (Matthey et al. 2017), with its generative factors.
 
 The published file: ``<root>/dsprites/dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz``
-(``aebench fetch dsprites`` downloads it from DeepMind's GitHub repository), a
+(``aebench fetch dsprites`` downloads it from DeepMind's GitHub repository; offline,
+copy the file there yourself and pass ``--data-dir``), a
 NumPy archive of ``imgs`` (737,280 x 64 x 64 uint8, pixels 0 or 1),
 ``latents_values`` (737,280 x 6 float64: color, shape, scale, orientation,
 posX, posY) and ``latents_classes`` (the same as integer indices), one image
@@ -24,19 +25,32 @@ never read.
   ``test_fraction`` (default 10%) of it as ``test``. The same file and options
   always give the same split, on every machine.
 
-The file's MD5 is checked against :data:`MD5` the first time it is decoded
-(opt out with ``AEBENCH_SKIP_CHECKSUMS=1`` or ``verify_checksums=False``):
-DeepMind publishes no checksum besides its git blob id
-(:data:`GIT_BLOB`), and :data:`MD5` is the value that several independent loaders of
-the file check (vaetc and latte among them; it could not be recomputed here,
-without the file); a mismatch names both values. The ``imgs`` array (3 GB
-decompressed) is streamed out of the archive in chunks, so only the chosen,
-downscaled images are ever held in memory, and the decoded tensors are cached
-in ``cache_dir()`` keyed on the file's path, size and mtime and the options.
+**Integrity.** DeepMind publishes no MD5 or SHA-256 for the file; what its
+repository does record is the file's git blob id, :data:`GIT_BLOB`, read here
+from the tree of deepmind/dsprites-dataset at commit :data:`COMMIT`, the
+commit the download URLs pin. That id is the SHA-1 of ``b"blob <size>\\0"``
+followed by the file's bytes, so it pins the exact published bytes and can be
+recomputed from any copy (:func:`git_blob_sha1`; ``git hash-object FILE`` prints the
+same). aebench checks it the first time a file is decoded and after every
+download (opt out with ``AEBENCH_SKIP_CHECKSUMS=1`` or
+``verify_checksums=False``, for a deliberate custom copy); a mismatch names
+both values. The MD5 that several third-party loaders check
+(``7da33b31...``) is deliberately *not* used: it could not be recomputed here
+without the file, and a wrong checksum would refuse every user's good copy.
+Checksum or not, the archive's structure is always validated (arrays, shapes,
+dtypes, pixel values, shape classes, equal counts), each failure one line
+naming the file. The ``imgs`` array (3 GB decompressed) is streamed out of the
+archive in chunks, so only the chosen, downscaled images are ever held in
+memory, and the decoded tensors are cached in ``cache_dir()`` keyed on the
+file's path, size and mtime and the options.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import shutil
+import tempfile
 import zipfile
 import zlib
 from collections.abc import Sequence
@@ -55,11 +69,16 @@ from aebench.specs import DatasetOption, DatasetSpec
 NAME = "dsprites"
 FOLDER = "dsprites"
 FILENAME = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
-URLS = (f"https://github.com/deepmind/dsprites-dataset/raw/master/{FILENAME}",)
-MD5 = "7da33b31b13a06f4b04a70402ce90c2e"
-"""MD5 of the published archive, as independent dSprites loaders check it."""
+COMMIT = "fa310c66517cfc1939d77fe17c725154efc97127"
+"""The commit of deepmind/dsprites-dataset that aebench downloads from."""
+URLS = (
+    f"https://github.com/deepmind/dsprites-dataset/raw/{COMMIT}/{FILENAME}",
+    f"https://raw.githubusercontent.com/google-deepmind/dsprites-dataset/{COMMIT}/{FILENAME}",
+)
+"""Mirrors, tried in turn; both serve the bytes of the file at :data:`COMMIT`."""
 GIT_BLOB = "d98996d3f8ee1550e06b9d4ed78d0beb478910d5"
-"""The archive's git blob id in deepmind/dsprites-dataset (commit fa310c6)."""
+"""The archive's git blob id in the tree of :data:`COMMIT` (``git ls-tree``): the checksum
+aebench verifies (:func:`git_blob_sha1`)."""
 N_IMAGES = 737_280
 SIDE = 64
 LATENT_NAMES = ("color", "shape", "scale", "orientation", "posX", "posY")
@@ -125,7 +144,8 @@ OPTIONS = (
         "verify_checksums",
         bool,
         None,
-        "check the file's MD5 (default: yes, unless AEBENCH_SKIP_CHECKSUMS=1)",
+        "check the file's git blob SHA-1 against DeepMind's repository "
+        "(default: yes, unless AEBENCH_SKIP_CHECKSUMS=1)",
     ),
 )
 
@@ -176,10 +196,13 @@ def downscale(images: np.ndarray, size: int) -> np.ndarray:
     return np.rint(x * 255.0).astype(np.uint8)[:, None]
 
 
-def read_images(path: Path, parts: Sequence[np.ndarray], size: int) -> list[np.ndarray]:
+def read_images(
+    path: Path, parts: Sequence[np.ndarray], size: int, total: int | None = None
+) -> list[np.ndarray]:
     """For each array of sorted positions in ``parts``, the archive's ``imgs`` at those
     positions, downscaled to ``size`` (:func:`downscale`): ``(len(part), 1, size, size)``.
-    ``imgs`` is streamed in chunks, so only the chosen images are ever held in memory."""
+    ``imgs`` is streamed in chunks, so only the chosen images are ever held in memory;
+    ``total`` (the number of latents), when given, must be the number of images."""
     outs = [np.empty((len(p), 1, size, size), dtype=np.uint8) for p in parts]
     done = [0] * len(parts)
     try:
@@ -189,6 +212,10 @@ def read_images(path: Path, parts: Sequence[np.ndarray], size: int) -> list[np.n
                 raise DataError(
                     f"dataset {NAME!r}: {path} has imgs of shape {shape} and dtype {dtype}, "
                     f"expected (N, 64, 64) uint8"
+                )
+            if total is not None and shape[0] != total:
+                raise DataError(
+                    f"dataset {NAME!r}: {path} has {shape[0]} images but {total} latents"
                 )
             if any(len(p) and p[-1] >= shape[0] for p in parts):
                 raise DataError(f"dataset {NAME!r}: {path} has {shape[0]} images but more latents")
@@ -289,7 +316,9 @@ def load(
     if not path.is_file():
         raise DataError(
             f"dataset {NAME!r} is not available: expected {FILENAME} in {path.parent}; run "
-            f"`aebench fetch {NAME}` or set --data-dir / AEBENCH_DATA_DIR"
+            f"`aebench fetch {NAME}` (needs network), or download {URLS[0]} into that "
+            f"folder yourself, or point --data-dir / AEBENCH_DATA_DIR at a root whose "
+            f"{FOLDER}/ folder has it"
         )
     options = {"size": size, "n": n, "test_fraction": test_fraction, "split_seed": split_seed}
     key = {"dataset": NAME, "files": cache.file_stamps([path]), **options}
@@ -316,19 +345,10 @@ def _decode(
     path: Path, verify: bool, size: int, n: int | None, test_fraction: float, seed: int
 ) -> dict[str, dict[str, Any]]:
     if verify:
-        raw = checksums.read_bytes(path, NAME)
-        actual = checksums.md5_bytes(raw)
-        del raw
-        if actual != MD5:
-            raise DataError(
-                f"dataset {NAME!r}: {path} has md5 {actual}, expected {MD5}: the file is "
-                f"corrupt, truncated or not the original; delete it and run `aebench fetch "
-                f"{NAME}`, or, for a deliberate custom copy, set "
-                f"{checksums.ENV_SKIP_CHECKSUMS}=1 (or pass verify_checksums=False)"
-            )
+        verify_file(path)
     values, classes = read_latents(path)
     train_idx, test_idx = split_indices(len(values), n, test_fraction, seed)
-    images = read_images(path, [train_idx, test_idx], size)
+    images = read_images(path, [train_idx, test_idx], size, total=len(values))
     out = {}
     for split, idx, imgs in (("train", train_idx, images[0]), ("test", test_idx, images[1])):
         out[split] = {
@@ -340,10 +360,57 @@ def _decode(
     return out
 
 
-def fetch(root: Path) -> None:
-    from aebench.datasets.fetching import download_file
+def git_blob_sha1(path: Path) -> str:
+    """The git blob id of the file at ``path`` (what ``git hash-object`` prints): the
+    SHA-1 of ``b"blob <size>\\0"`` and the file's bytes, read in 16 MiB blocks."""
+    digest = hashlib.sha1(usedforsecurity=False)
+    try:
+        with open(path, "rb") as fh:
+            digest.update(b"blob %d\0" % os.fstat(fh.fileno()).st_size)
+            while block := fh.read(1 << 24):
+                digest.update(block)
+    except OSError as exc:
+        raise DataError(f"dataset {NAME!r}: cannot read {path}: {exc.strerror or exc}") from None
+    return digest.hexdigest()
 
-    download_file(list(URLS), Path(root) / FOLDER / FILENAME, MD5, NAME)
+
+def verify_file(path: Path) -> None:
+    """Raise a one-line :class:`DataError` unless ``path`` has the published git blob id."""
+    actual = git_blob_sha1(path)
+    if actual != GIT_BLOB:
+        raise DataError(
+            f"dataset {NAME!r}: {path} has git blob id {actual}, expected {GIT_BLOB} "
+            f"(deepmind/dsprites-dataset at {COMMIT[:7]}): the file is corrupt, truncated or "
+            f"not the original; delete it and run `aebench fetch {NAME}`, or, for a deliberate "
+            f"custom copy, set {checksums.ENV_SKIP_CHECKSUMS}=1 (or pass verify_checksums=False)"
+        )
+
+
+def fetch(root: Path) -> None:
+    """Download the archive into ``root/dsprites`` (a no-op when a verified copy is there):
+    through :func:`aebench.datasets.fetching.download_file` (torchvision's downloader,
+    mirrors in turn) into a temporary folder, verified (:func:`verify_file`), then moved
+    into place, so a failed or wrong download never lands where :func:`load` looks."""
+    from aebench.datasets.fetching import download_file, writable_dir
+
+    dest = Path(root) / FOLDER / FILENAME
+    if dest.is_file():
+        try:
+            verify_file(dest)
+            return
+        except DataError:
+            pass  # a damaged or partial copy: download it again
+    writable_dir(dest.parent, NAME)
+    tmp = Path(tempfile.mkdtemp(prefix=".aebench-dsprites-", dir=dest.parent))
+    try:
+        try:
+            download_file(list(URLS), tmp / FILENAME, None, NAME)
+        except DataError as exc:  # name where the file goes, not the temporary folder
+            raise DataError(str(exc).replace(str(tmp / FILENAME), str(dest))) from None
+        verify_file(tmp / FILENAME)
+        os.replace(tmp / FILENAME, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @hookimpl

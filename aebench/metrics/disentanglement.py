@@ -293,14 +293,18 @@ def sap_matrix(
                     cov = np.cov(z, v, ddof=1)[0, 1]
                     scores[j, i] = cov**2 / (var_z * var_v)
             continue
-        if len(np.unique(f_train[:, i])) < 2:
+        # class indices, not the values: scikit-learn refuses non-integer float labels
+        # (dSprites' scale 0.5, 0.6, ...) as "continuous"
+        _, codes = np.unique(np.concatenate([f_train[:, i], f_test[:, i]]), return_inverse=True)
+        y_train, y_test = codes[: len(f_train)], codes[len(f_train) :]
+        if len(np.unique(y_train)) < 2:
             continue
         for j in range(d):
             clf = LinearSVC(C=0.01, class_weight="balanced")
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
-                clf.fit(z_train[:, [j]], f_train[:, i])
-            scores[j, i] = np.mean(clf.predict(z_test[:, [j]]) == f_test[:, i])
+                clf.fit(z_train[:, [j]], y_train)
+            scores[j, i] = np.mean(clf.predict(z_test[:, [j]]) == y_test)
     return scores
 
 
