@@ -418,14 +418,20 @@ def test_a_shapes_run_reports_disentanglement_and_digits_does_not(
         },
     )
     assert [o.status for o in summary.outcomes] == ["done", "done"]
-    table = pd.read_csv(tmp_path / "results.csv").set_index("dataset")
+    check_factor_columns(tmp_path, "shapes", ["shape", "scale", "rotation", "x", "y"])
+
+
+def check_factor_columns(out: Path, dataset: str, factors: list[str]) -> None:
+    """Every disentanglement column of the benchmark ``out`` is a score in [0, 1] on
+    ``dataset`` (per factor, in ``factors``' order) and "not applicable" on digits."""
+    table = pd.read_csv(out / "results.csv").set_index("dataset")
     for key in KEYS:
-        assert 0.0 <= table.loc["shapes", key] <= 1.0, key
+        assert 0.0 <= table.loc[dataset, key] <= 1.0, key
         assert pd.isna(table.loc["digits", key]), key
-    for run in (tmp_path / "runs").iterdir():
+    for run in (out / "runs").iterdir():
         metrics = json.loads((run / "metrics.json").read_text())
         if run.name.startswith("digits"):
             assert set(KEYS) <= set(metrics["not_applicable"])
         else:
             assert not set(KEYS) & set(metrics["not_applicable"])
-            assert list(metrics["mig_per_factor"]) == ["shape", "scale", "rotation", "x", "y"]
+            assert list(metrics["mig_per_factor"]) == factors

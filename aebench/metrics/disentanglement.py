@@ -78,6 +78,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -565,22 +566,32 @@ def compute_factorvae(ctx: EvalContext) -> dict[str, Any]:
 
 APPLIES = "datasets with generative factors (shapes, dsprites)"
 ORDER = 55
-MIG = MetricSpec(
-    "mig",
-    compute_mig,
-    description="Mutual information gap (Chen et al. 2018) between latent means and factors",
+_spec = partial(
+    MetricSpec,
     group="representation",
     order=ORDER,
     applies_to=has_factors,
     applies_text=APPLIES,
+)
+
+
+def _budget(name: str, help: str, smoke: int, quick: int) -> MetricOption:
+    """A sample budget: 10,000 in the ``full`` profile, 0 skips the metric."""
+    return MetricOption(
+        name, int, 10000, help, {"smoke": smoke, "quick": quick, "full": 10000}, minimum=0
+    )
+
+
+MIG = _spec(
+    "mig",
+    compute_mig,
+    description="Mutual information gap (Chen et al. 2018) between latent means and factors",
     options=(
-        MetricOption(
+        _budget(
             "mig_samples",
-            int,
-            10000,
             "test latent means MIG is estimated on (0: skip)",
-            {"smoke": 1000, "quick": 5000, "full": 10000},
-            minimum=0,
+            1000,
+            5000,
         ),
     ),
     columns=(
@@ -595,24 +606,18 @@ MIG = MetricSpec(
         ),
     ),
 )
-DCI = MetricSpec(
+DCI = _spec(
     "dci",
     compute_dci,
     description="Disentanglement, completeness and informativeness (Eastwood & Williams "
     "2018) from gradient-boosted-tree importances",
-    group="representation",
-    order=ORDER,
-    applies_to=has_factors,
-    applies_text=APPLIES,
     options=(
-        MetricOption(
+        _budget(
             "dci_samples",
-            int,
-            10000,
             "train latent means the DCI trees are fitted on, half as many test ones scored "
             "(0: skip)",
-            {"smoke": 500, "quick": 2000, "full": 10000},
-            minimum=0,
+            500,
+            2000,
         ),
         MetricOption(
             "dci_estimators",
@@ -654,23 +659,17 @@ DCI = MetricSpec(
         ),
     ),
 )
-SAP = MetricSpec(
+SAP = _spec(
     "sap",
     compute_sap,
     description="Separated attribute predictability (Kumar et al. 2018)",
-    group="representation",
-    order=ORDER,
-    applies_to=has_factors,
-    applies_text=APPLIES,
     options=(
-        MetricOption(
+        _budget(
             "sap_samples",
-            int,
-            10000,
             "train latent means SAP's classifiers are fitted on, half as many test ones "
             "scored (0: skip)",
-            {"smoke": 1000, "quick": 5000, "full": 10000},
-            minimum=0,
+            1000,
+            5000,
         ),
     ),
     columns=(
@@ -685,24 +684,18 @@ SAP = MetricSpec(
         ),
     ),
 )
-FACTORVAE = MetricSpec(
+FACTORVAE = _spec(
     "factorvae",
     compute_factorvae,
     description="FactorVAE score (Kim & Mnih 2018): majority-vote accuracy of the least-varying "
     "latent dim when one factor is fixed",
-    group="representation",
-    order=ORDER,
-    applies_to=has_factors,
-    applies_text=APPLIES,
     options=(
-        MetricOption(
+        _budget(
             "factorvae_votes",
-            int,
-            10000,
             f"FactorVAE batches of {FACTORVAE_BATCH} train images voting (half as many test "
             "ones scored; 0: skip)",
-            {"smoke": 200, "quick": 1000, "full": 10000},
-            minimum=0,
+            200,
+            1000,
         ),
     ),
     columns=(
