@@ -624,7 +624,11 @@ def report_cmd(
         table = results.write(store.root)  # the table too, so it matches the site
         for run_id, why in table.attrs.get("corrupt", []):
             _say(f"aebench: warning: run {run_id} is corrupt and was skipped: {why}")
-    print(report_command(store.root, Path(out) if out else None))
+    from aebench.progress import ConsoleProgress
+
+    index = report_command(store.root, Path(out) if out else None, on_event=ConsoleProgress())
+    print(index)
+    _say(f"open it: {index.resolve().as_uri()} (or `aebench open {run_dir}`)")
 
 
 @app.command("generate")

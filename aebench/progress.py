@@ -10,9 +10,13 @@ otherwise); library users pass their own callable, or nothing.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+SITE_EVERY = 5.0
+"""Seconds between progress lines of one step of the site build."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,7 @@ class ConsoleProgress:
         self._epoch: dict[int, tuple[int, int]] = {}
         self._labels: dict[int, str] = {}
         self._parallel = False
+        self._site_said = time.monotonic()
 
     def __call__(self, event: Event, worker: int = 0) -> None:
         if isinstance(event, FromWorker):
@@ -236,3 +241,11 @@ class ConsoleProgress:
 
     def _on_Message(self, e: Message, worker: int) -> None:
         self.log(e.text, worker)
+
+    def _on_SiteProgress(self, e: Any, worker: int) -> None:
+        """:class:`aebench.report.SiteProgress`: a line when a step of the site build ends,
+        and one every :data:`SITE_EVERY` seconds within a long step (run pages, plots)."""
+        now = time.monotonic()
+        if e.done == e.total or now - self._site_said >= SITE_EVERY:
+            self._site_said = now
+            self.log(f"    {e.text}", worker)

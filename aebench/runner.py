@@ -225,7 +225,7 @@ def run_benchmark(
 
             if on_event is not None:
                 on_event(Stage("building the leaderboard"))
-            summary.site = build_site(Path(out_dir))
+            summary.site = build_site(Path(out_dir), on_event=on_event)
         except Exception as exc:  # the runs are safe on disk; `aebench report` can retry
             summary.report_error = f"{type(exc).__name__}: {exc}"
     return summary

@@ -319,6 +319,9 @@ def make_benchmark_dir(out: Path) -> Path:
             "fid_samples": 2000,
             "fid_extractor_detail": "aebench LeNet features",
             "nll": 90.0,
+            "kl_per_dim": [0.9, 0.001] * 8,  # half the dimensions collapsed
+            "collapsed_fraction": 0.5,
+            "active_units": 8,
         },
     )
     # beta sweep: a model option the user swept, so it labels the runs
@@ -489,7 +492,9 @@ def test_option_that_varies_gets_a_column_and_rows_sort_by_it(tmp_path: Path) ->
     assert {r["variant"] for r in ds["rows"]} == {""}  # the option column tells them apart
 
 
-def test_seeds_aggregate_to_mean_and_std(ctx: dict[str, Any]) -> None:
+def test_seeds_aggregate_to_mean_and_t_interval(ctx: dict[str, Any]) -> None:
+    from scipy import stats
+
     row = _row(_dataset(ctx), "vae-cnn", latent_dim=2)
     assert row["n_seeds"] == 2
     assert [r["seed"] for r in row["runs"]] == [0, 1]
@@ -497,7 +502,11 @@ def test_seeds_aggregate_to_mean_and_std(ctx: dict[str, Any]) -> None:
     assert cell["mean"] == pytest.approx(0.02)
     assert cell["std"] == pytest.approx(math.sqrt(2) * 0.01)  # sample std, ddof=1
     assert cell["n"] == 2
-    assert cell["text"] == "0.02 ± 0.014"
+    low, high = stats.t.interval(0.95, df=1, loc=0.02, scale=stats.sem([0.01, 0.03]))
+    assert (cell["low"], cell["high"]) == pytest.approx((low, high))
+    # the mean is shown to the precision of its interval: ± to two significant digits
+    assert cell["text"] == f"0.02 ± {(high - low) / 2:.2f}" == "0.02 ± 0.13"
+    assert cell["by_seed"] == {0: 0.01, 1: 0.03}
     single = _row(_dataset(ctx), "ae-cnn")["cells"]["test_mse"]
     assert single["std"] is None and single["text"] == "0.005"
 
@@ -510,7 +519,12 @@ def test_columns_come_from_the_registry(ctx: dict[str, Any]) -> None:
     keys = [c.key for c in ds["columns"]]
     registered = [c.metric for c in ds["columns"] if c.registered]
     order = list(specs)
-    assert registered == sorted(registered, key=order.index)  # registry order
+    groups = ["likelihood", "reconstruction", "samples", "representation", "other", "cost"]
+    # grouped (each group's columns together, in the leaderboard's group order),
+    # registry order within a group
+    assert registered == sorted(
+        registered, key=lambda k: (groups.index(specs[k].group), order.index(k))
+    )
     assert registered.count("fid") == 2  # FID split into its two extractors
     for col in ds["columns"]:
         if col.registered:
@@ -579,7 +593,8 @@ def test_fid_split_by_extractor(ctx: dict[str, Any]) -> None:
     # 12 (offline) must not beat the inception numbers: different columns, different bests
     assert not d16["cells"]["fid:inception:10000"]["best"]
     keys = [c.key for c in ds["columns"]]
-    assert keys.index("test_ssim") < keys.index("fid:inception:10000") < keys.index("nll")
+    # columns come grouped: the likelihood group (losses, NLL), then reconstruction, samples
+    assert keys.index("nll") < keys.index("test_ssim") < keys.index("fid:inception:10000")
 
 
 def test_fid_column_header_with_a_classifier_extractor_id_containing_colons() -> None:
@@ -689,7 +704,8 @@ def test_a_registered_plugin_metric_becomes_a_column(tmp_path: Path) -> None:
     assert [r["cells"]["sharp_pixels"]["text"] for r in ds["rows"]] == ["12000", "15000"]
     assert [r["cells"]["sharp_pixels"]["best"] for r in ds["rows"]] == [True, False]
     th = re.search(r'<th[^>]*data-key="sharpness"[^>]*>.*?</th>', index).group(0)
-    assert 'title="Mean gradient magnitude"' in th and 'data-first="descending"' in th
+    assert 'title="Sharpness [grad/px]: Mean gradient magnitude"' in th  # label, unit, definition
+    assert 'data-first="descending"' in th
     assert "Sharpness ↑" in th and "grad/px" in th
     keys = [c.key for c in ds["columns"]]
     assert keys.index("probe_acc") < keys.index("sharpness") < keys.index("train_seconds")
@@ -825,7 +841,8 @@ def test_run_context(bench: Path) -> None:
     assert sections["Evaluation"]["Samples decoded from"] == "N(0, I)"
     assert sections["Evaluation"]["Train time"] == "3 min 00 s"
     assert sections["Evaluation"]["Device"] == "cpu"
-    assert rc["samples_caption"] == "Samples decoded from: N(0, I)."
+    assert rc["samples_caption"].startswith("Prior samples: latents drawn from N(0, I), the prior")
+    assert rc["sampler"] == "prior N(0, I)"
     assert {v["name"]: v["value"] for v in rc["versions"]}["torch"] == "2.5.0"
     assert [c["name"] for c in rc["per_class"]] == CLASSES
     metrics = {m["key"]: m for m in rc["metrics"]}
@@ -840,7 +857,13 @@ def test_run_context(bench: Path) -> None:
     metrics = {m["key"]: m for m in ae["metrics"]}
     assert metrics["test_reg"]["na"] and metrics["test_reg"]["value"] == "—"
     assert metrics["fid"]["title"] == "not computed"
-    assert ae["samples_caption"].startswith("Samples decoded from: GaussianMixture")
+    # an AE has no prior: its samples come from a mixture fitted on its latents after training
+    assert ae["samples_caption"].startswith("Ex-post samples: latents drawn from a GaussianMixture")
+    assert (
+        "no prior of its own" in ae["samples_caption"]
+        and "prior samples" not in ae["samples_caption"].lower()
+    )
+    assert ae["sampler"] == "ex-post GMM"
     options = next(s for s in ae["settings"] if s["title"] == "Model options")
     assert {r["name"] for r in options["rows"]} >= {"prior", "prior_components"}
 
@@ -914,20 +937,26 @@ def test_index_content(site: Path) -> None:
     assert "MSE ↓" in html and "SSIM ↑" in html and "PSNR ↑" in html and "Linear probe ↑" in html
     assert 'data-option="latent_dim"' in html and 'data-option="beta"' in html
     assert ">d<" not in html and ">β<" not in html  # no fixed latent/β columns any more
-    assert 'title="Mean squared error per pixel"' in html  # the registry's definition
-    assert "0.02 ± 0.014" in html
-    assert html.count('class="num best"') >= 5
-    assert 'class="num na" data-sort="" title="not applicable to this model">—<' in html
+    assert 'title="MSE [per pixel]: Mean squared error per pixel"' in html  # from the registry
+    assert "0.02" in html and "± 0.13" in html
+    assert len(re.findall(r'<td class="num g-[a-z]+(?: lead)? best"', html)) >= 5
+    assert re.search(
+        r'<td class="num g-likelihood[a-z ]* na" data-group="likelihood" data-sort="" '
+        r'title="not applicable to this model">—<',
+        html,
+    )
     assert "Failed or unfinished runs (1)" in html
     assert "loss is NaN at epoch 2" in html
     titles = re.findall(r"<strong>([^<]*)\.</strong>", html)
     assert titles == [
+        "Training curves",
         "Metrics vs latent_dim",
         "Metrics vs beta",
         "Rate–distortion",
         "Per-class MSE by configuration",
     ]
     for name in (
+        "mnist-training.png",
         "mnist-vs-latent_dim.png",
         "mnist-vs-beta.png",
         "mnist-rate-distortion.png",
@@ -936,7 +965,7 @@ def test_index_content(site: Path) -> None:
         assert f"plots/{name}" in html
         assert (site / "plots" / name).stat().st_size > 1000
     # fashion-mnist has a single AE run: no option sweep, no KL runs
-    assert not list((site / "plots").glob("fashion-mnist-*"))
+    assert not list((site / "plots").glob("fashion-mnist-*.png"))
     assert re.search(r'data-sort="0\.02(0*\d*)?"', html)
 
 
@@ -965,6 +994,7 @@ def test_run_page_content(site: Path) -> None:
             "recon.png",
             "samples.png",
             "interp.png",
+            "kl_per_dim.png",
             "recon_epochs.gif",
             "latents.png",
             "latents_epochs.gif",
@@ -981,7 +1011,7 @@ def test_run_page_content(site: Path) -> None:
         "Seed",
         "Train time",
         "Wall time (start → finish)",
-        "Samples decoded from: N(0, I).",
+        "Prior samples: latents drawn from N(0, I)",
         "PCA (left) and t-SNE",
         "3 epochs",
         "<h3>Model options</h3>",
@@ -997,7 +1027,7 @@ def test_run_page_content(site: Path) -> None:
     assert "did not finish (failed)" in failed and "loss is NaN" in failed
     assert "losses.png" in failed  # partial curves of a failed run are still shown
     ae = (site / "runs" / "mnist-ae-cnn-d16-s0.html").read_text(encoding="utf-8")
-    assert "Samples decoded from: GaussianMixture(10, full)" in ae
+    assert "Ex-post samples: latents drawn from a GaussianMixture(10, full)" in ae
 
 
 def test_gif_is_animated(site: Path) -> None:
@@ -1031,6 +1061,31 @@ def test_rebuild_prunes_removed_runs(tmp_path: Path) -> None:
     assert not (out / "plots" / "mnist-vs-latent_dim.png").exists()  # one latent_dim left
     assert (out / "runs" / "keep.html").exists()
     assert (out / "notes.txt").exists()  # only runs/ and plots/ are the builder's
+
+
+def test_a_failed_rebuild_leaves_the_published_site_whole(tmp_path: Path, monkeypatch) -> None:
+    from aebench.report import build_site, render
+
+    write_run(tmp_path, "one", light=True)
+    out = tmp_path / "site"
+    build_site(tmp_path, out)
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    write_run(tmp_path, "two", latent_dim=8, light=True)
+
+    def half(root: Path, *args: Any) -> None:  # writes part of the new site, then fails
+        (root / "index.html").write_text("half")
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(render, "_build", half)
+    with pytest.raises(RuntimeError):
+        build_site(tmp_path, out)
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before  # the old site, untouched
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".site")) == []
+    monkeypatch.undo()
+    build_site(tmp_path, out)  # the swap: the new site whole, nothing left beside it
+    assert (out / "runs" / "two.html").exists() and (out / "runs" / "one.html").exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".site")) == []
 
 
 def test_latent_projections(tmp_path: Path) -> None:
@@ -1079,3 +1134,216 @@ def test_run_page_animates_the_latent_space_over_epochs(tmp_path: Path) -> None:
     gif = next((index.parent / "runs").glob("*/latents_epochs.gif"))
     with Image.open(gif) as im:
         assert im.n_frames == 4 and im.size[0] > 100
+
+
+# --------------------------------------------------------------------------- comparability,
+# significance, flags, progress, downloads, gallery, figures
+
+
+def _light_site(out: Path, runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    for i, spec in enumerate(runs):
+        spec = dict(spec)
+        write_run(out, spec.pop("run_id", f"r{i}"), light=True, **spec)
+    return _dataset(_context(out))
+
+
+def test_best_only_among_comparable_rows(tmp_path: Path) -> None:
+    gauss = {"likelihood": "gaussian", "gaussian_var": 0.5}
+    ds = _light_site(
+        tmp_path,
+        [
+            {"model": "vae-cnn", "latent_dim": 2, "metrics": {"nll": 90.0}},
+            {"model": "vae-cnn", "latent_dim": 4, "metrics": {"nll": 80.0}},
+            {"model": "vae-mlp", "latent_dim": 2, "options": gauss, "metrics": {"nll": -500.0}},
+            {"model": "vae-mlp", "latent_dim": 4, "options": gauss, "metrics": {"nll": -400.0}},
+            # an AE's samples come from its own GMM, a VAE's "fid" from its prior: they
+            # only compete within the same sampler
+            {
+                "model": "ae-cnn",
+                "family": "ae",
+                "metrics": {"fid": 5.0, "fid_sampler": "GaussianMixture(10, full) fitted"},
+            },
+        ],
+    )
+    best = {
+        (r["model"], r["options"]["latent_dim"]) for r in ds["rows"] if r["cells"]["nll"]["best"]
+    }
+    # a Gaussian likelihood's NLL (a density) is not comparable with a Bernoulli one
+    assert best == {("vae-cnn", 4), ("vae-mlp", 2)}
+    title = _row(ds, "vae-cnn", latent_dim=4)["cells"]["nll"]["best_title"]
+    assert title.startswith("best among rows with likelihood bernoulli, objective kl")
+    fid = next(c for c in ds["columns"] if c.metric == "fid")
+    assert not _row(ds, "ae-cnn")["cells"][fid.key]["best"]  # alone with its sampler
+    assert [r["cells"][fid.key]["best"] for r in ds["rows"] if r["model"] != "ae-cnn"] == [
+        False
+    ] * 4  # the four VAEs tie at 30: nothing stands out
+
+
+def test_a_lead_is_significant_only_when_a_paired_test_says_so(tmp_path: Path) -> None:
+    from scipy import stats
+
+    good, bad, noisy = [0.010, 0.020, 0.030], [0.012, 0.0222, 0.0321], [0.005, 0.040, 0.001]
+    runs = []
+    for model, values in (("vae-cnn", good), ("vae-mlp", bad), ("ae-cnn", noisy)):
+        for seed, v in enumerate(values):
+            runs.append(
+                {
+                    "run_id": f"{model}-s{seed}",
+                    "model": model,
+                    "seed": seed,
+                    "metrics": {"test_mse": v},
+                }
+            )
+    ds = _light_site(tmp_path / "a", [r for r in runs if r["model"] != "ae-cnn"])
+    cell = _row(ds, "vae-cnn")["cells"]["test_mse"]
+    assert cell["best"] and cell["lead"]["n"] == 3
+    assert cell["lead"]["p"] == pytest.approx(stats.ttest_rel(good, bad).pvalue)
+    assert (
+        cell["lead"]["significant"]
+        and "significant (paired t-test over 3 seeds" in cell["best_title"]
+    )
+    # a noisy runner-up: lower mean MSE, but no paired evidence that it leads
+    ds = _light_site(tmp_path / "b", [dict(r) for r in runs if r["model"] != "vae-mlp"])
+    cell = _row(ds, "ae-cnn")["cells"]["test_mse"]
+    assert cell["best"] and not cell["lead"]["significant"]
+    assert "not significant" in cell["best_title"]
+    # one seed each: highlighted, never called significant
+    ds = _light_site(tmp_path / "c", [dict(r) for r in runs if r["run_id"].endswith("s0")])
+    best = [r for r in ds["rows"] if r["cells"]["test_mse"]["best"]]
+    assert len(best) == 1 and best[0]["cells"]["test_mse"]["lead"] is None
+    assert "not tested" in best[0]["cells"]["test_mse"]["best_title"]
+
+
+def test_rows_flag_copying_and_posterior_collapse(ctx: dict[str, Any], tmp_path: Path) -> None:
+    flags = {f["kind"]: f for f in _row(_dataset(ctx), "vae-cnn", latent_dim=16)["flags"]}
+    assert list(flags) == ["collapse"] and "50% of latent dimensions" in flags["collapse"]["title"]
+    assert _row(_dataset(ctx), "ae-cnn")["flags"] == []
+    ds = _light_site(
+        tmp_path,
+        [
+            {"seed": 0, "metrics": {"memorised": 0, "memorised_expost": 1}},
+            {"seed": 1, "metrics": {"memorised": 0, "memorised_expost": 0}},
+        ],
+    )
+    (flag,) = ds["rows"][0]["flags"]
+    assert flag["text"] == "copies (ex-post GMM)" and "in 1 of 2 seeds" in flag["title"]
+
+
+def test_build_site_reports_progress(tmp_path: Path) -> None:
+    from aebench.report import SITE_STEPS, SiteProgress, build_site
+
+    for i in range(3):
+        write_run(tmp_path, f"r{i}", seed=i, light=True)
+    events: list[SiteProgress] = []
+    build_site(tmp_path, on_event=events.append)
+    steps = [e.step for e in events]
+    assert [s for i, s in enumerate(steps) if s not in steps[:i]] == list(SITE_STEPS)
+    pages = [e for e in events if e.step == "run pages"]
+    assert [(e.done, e.total) for e in pages] == [(0, 3), (1, 3), (2, 3), (3, 3)]
+    assert pages[-1].item == "r2" and "run pages 3/3" in pages[-1].text
+    assert (events[-1].step, events[-1].done, events[-1].total) == ("index", 1, 1)
+
+
+def test_downloads_and_model_links(site: Path, bench: Path) -> None:
+    import pandas as pd
+
+    html = (site / "index.html").read_text(encoding="utf-8")
+    assert '<a href="results.csv" download>CSV</a>' in html
+    assert '<a href="results.parquet" download>Parquet</a>' in html
+    table = pd.read_csv(site / "results.csv")
+    assert set(table["run_id"]) == set(RunStore(bench).run_ids())
+    assert set(pd.read_parquet(site / "results.parquet")["run_id"]) == set(table["run_id"])
+    # a model name links to its (first) run page
+    assert '<a href="runs/mnist-ae-cnn-d16-s0.html">ae-cnn</a>' in html
+
+
+def test_gallery_shows_shared_originals_reconstructions_and_labelled_samples(site: Path) -> None:
+    from PIL import Image
+
+    html = (site / "index.html").read_text(encoding="utf-8")
+    mnist = html[html.index('id="ds-mnist"') :]
+    gallery = mnist[mnist.index('<div class="gallery">') : mnist.index("<h3>Comparisons")]
+    assert gallery.count('<div class="glabel">Test originals</div>') == 1
+    assert gallery.count("Reconstructions by ") == 6  # one row per mnist configuration
+    assert "samples: prior N(0, I)" in gallery and "samples: ex-post GMM" in gallery
+    with Image.open(site / "runs" / "mnist-ae-cnn-d16-s0" / "recon.png") as full:
+        w, h = full.size
+    crops = site / "plots" / "mnist-gallery"
+    with (
+        Image.open(crops / "originals.png") as top,
+        Image.open(crops / "mnist-ae-cnn-d16-s0-recon.png") as bottom,
+    ):
+        assert top.size == (w, h // 2) and bottom.size == (w, h - h // 2)
+    with Image.open(crops / "mnist-ae-cnn-d16-s0-samples.png") as samples:
+        assert samples.size == (242, 62)  # two rows of the 8 x 8 grid of 28-px tiles
+
+
+def test_figures_are_2x_pngs_shown_at_their_size(site: Path) -> None:
+    from PIL import Image
+
+    html = (site / "index.html").read_text(encoding="utf-8")
+    shown = re.findall(r'<img src="(plots/[^"]+)" width="(\d+)" height="(\d+)"', html)
+    assert len(shown) >= 4
+    for src, width, height in shown:
+        with Image.open(site / src) as im:
+            assert im.size == (2 * int(width), 2 * int(height)) or (
+                abs(im.size[0] - 2 * int(width)) <= 1 and abs(im.size[1] - 2 * int(height)) <= 1
+            )
+
+
+def test_figures_have_no_clipped_or_overlapping_labels(ctx: dict[str, Any], tmp_path: Path) -> None:
+    from aebench.report import plots
+    from aebench.report.comparisons import dataset_figures
+    from aebench.report.plots import base
+
+    base.AUDIT = []
+    try:
+        ds = _dataset(ctx)
+        drawn = [f.name for f in dataset_figures(ds) if f.draw(tmp_path / f"{f.name}.png")]
+        assert {"training", "vs-latent_dim", "vs-beta", "per-class-mse"} <= set(drawn)
+        assert plots.plot_kl_per_dim([0.5, 0.001] * 20, tmp_path / "kl.png")
+        maps = [
+            {"label": f"a-long-model-name-{i} latent_dim=2", "z": np.eye(2) * i, "y": None}
+            for i in range(5)
+        ]
+        assert plots.plot_latent_maps(maps, tmp_path / "maps.png")
+        assert base.AUDIT == []
+        # the audit can fail: labels drawn on top of each other are found
+        fig, (ax,) = base.figure()
+        ax.text(0.5, 0.5, "one label")
+        ax.text(0.5, 0.5, "another label")
+        assert any("overlap" in p for p in base.layout_problems(fig))
+    finally:
+        base.AUDIT = None
+
+
+def test_model_colours_are_one_per_model_across_the_site(ctx: dict[str, Any]) -> None:
+    from aebench.report.plots import model_colours
+
+    models = {row["model"] for ds in ctx["datasets"] for row in ds["rows"]}
+    colours = model_colours(models)
+    assert set(colours) == models and len(set(colours.values())) == len(models)
+    assert model_colours(sorted(models)) == colours  # independent of order
+
+
+def test_column_groups_and_leads(ctx: dict[str, Any]) -> None:
+    ds = _dataset(ctx)
+    groups = [g["name"] for g in ds["groups"]]
+    assert groups == ["likelihood", "reconstruction", "samples", "representation", "other", "cost"]
+    leads = {c.key for c in ds["columns"] if c.lead}
+    # collapsed, each group keeps its first ranked column of each metric
+    assert {"test_total", "nll", "test_mse", "probe_acc"} <= leads
+    assert {"fid:inception:10000", "fid:offline-cnn:2000"} <= leads
+    assert "test_psnr" not in leads and "nll_bpd" not in leads
+    assert all(g["n_lead"] >= 1 for g in ds["groups"])
+
+
+def test_run_page_plots_kl_per_dimension(site: Path) -> None:
+    html = (site / "runs" / "mnist-vae-cnn-d16-s0.html").read_text(encoding="utf-8")
+    assert "Latent health" in html and 'src="mnist-vae-cnn-d16-s0/kl_per_dim.png"' in html
+    assert (site / "runs" / "mnist-vae-cnn-d16-s0" / "kl_per_dim.png").is_file()
+    # every generated image is a link to itself
+    for src in re.findall(r'<img [^>]*src="([^"]+)"', html):
+        assert f'<a href="{src}"><img' in html, src
+    # resolved settings: the hidden sizes actually built, not the requested null
+    assert "<dt>hidden_dims</dt><dd>32x64</dd>" in html

@@ -424,6 +424,7 @@ METRIC = MetricSpec(
     "and novelty against the training set, per sampler, on FID's samples and features",
     group="samples",
     order=31,
+    details=DETAIL_KEYS,
     options=(
         MetricOption(
             "sample_metrics",

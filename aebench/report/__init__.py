@@ -11,6 +11,6 @@ templates → files).
 
 from __future__ import annotations
 
-from aebench.report.render import build_site, report_command
+from aebench.report.render import SITE_STEPS, SiteProgress, build_site, report_command
 
-__all__ = ["build_site", "report_command"]
+__all__ = ["SITE_STEPS", "SiteProgress", "build_site", "report_command"]

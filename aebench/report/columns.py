@@ -12,6 +12,13 @@ whose plugin is not installed here) still gets a column, labelled with its
 key, direction unknown and never ranked; it goes before the ``cost`` group.
 Values stored beside the metrics that are not results (budgets, counts,
 identifiers; see :func:`is_detail`) never become columns.
+
+Best values are compared only among comparable rows: a column's
+``compare_by`` (from its group, :data:`COMPARE_BY`) names the facets two runs
+must share, such as the likelihood and the training objective for losses and
+NLL, and the sampler for sample metrics (the extractor and sample count are
+split columns already). Each group's ``lead`` columns stay visible when the
+leaderboard collapses the group.
 """
 
 from __future__ import annotations
@@ -29,6 +36,21 @@ if TYPE_CHECKING:
 
 UNKNOWN_GROUP = "other"
 LAST_GROUP = "cost"  # unknown columns go before the registry's cost group
+COMPARE_BY: dict[str, tuple[str, ...]] = {
+    "likelihood": ("likelihood", "objective"),
+    "samples": ("sampler",),
+}
+"""Per column group, the facets rows must share for their values to compete for best."""
+LEADS_PER_GROUP = 3
+"""At most this many columns of a group stay visible when it is collapsed."""
+GROUP_TITLES = {
+    "likelihood": "Likelihood",
+    "reconstruction": "Reconstruction",
+    "samples": "Samples",
+    "representation": "Representation",
+    "other": "Other",
+    "cost": "Cost",
+}
 
 
 @dataclass(frozen=True)
@@ -52,6 +74,9 @@ class Column:
     split: tuple[tuple[str, Any], ...] = ()
     details: str = ""
     registered: bool = True
+    compare_by: tuple[str, ...] = ()
+    lead: bool = False
+    source: str = ""
 
     @property
     def arrow(self) -> str:
@@ -91,6 +116,39 @@ class Column:
             return None, "other" if number(metrics.get(self.metric)) is not None else "missing"
         value = number(metrics.get(self.metric))
         return value, None if value is not None else "missing"
+
+    def comparable(self, record: RunRecord) -> tuple[tuple[str, str], ...]:
+        """The facets (``compare_by``) of a run: runs compete for best only when equal."""
+        return tuple((name, facet(name, self.metric, record)) for name in self.compare_by)
+
+
+def facet(name: str, metric: str, record: RunRecord) -> str:
+    """One facet of a run that decides what its ``metric`` value can be compared with.
+
+    ``likelihood``: the decoder likelihood (with its variance when Gaussian);
+    ``objective``: the regulariser the model trained with, and its β when it has
+    one; ``sampler``: what the metric's samples were decoded from (the prior or
+    the ex-post mixture, as stored: ``fid_sampler`` / ``fid_expost_sampler``).
+    """
+    config, metrics = record.config or {}, record.metrics or {}
+    options = {**(config.get("model_config") or {}), **(config.get("resolved_model_config") or {})}
+    if name == "likelihood":
+        likelihood = str(options.get("likelihood", "?"))
+        if likelihood == "gaussian" and "gaussian_var" in options:
+            likelihood += f" (var {options['gaussian_var']})"
+        return likelihood
+    if name == "objective":
+        objective = str(metrics.get("regulariser") or "?")
+        if "beta" in options and objective not in ("none", "?"):
+            objective += f", β={options['beta']}"
+        return objective
+    if name == "sampler":
+        expost = metric.endswith("_expost")
+        for key in (f"{metric}_sampler", "fid_expost_sampler" if expost else "fid_sampler"):
+            if metrics.get(key):
+                return str(metrics[key])
+        return "ex-post" if expost else str(metrics.get("sampler") or "prior")
+    return str(options.get(name, metrics.get(name, config.get(name))))
 
 
 def same(a: Any, b: Any) -> bool:
@@ -175,7 +233,7 @@ def columns_for(
 
     specs = list(metric_specs() if specs is None else specs)
     columns: list[Column] = []
-    for spec in (c for s in specs for c in s.columns):
+    for source, spec in ((s.name, c) for s in specs for c in s.columns):
         having = [r for r in records if number((r.metrics or {}).get(spec.key)) is not None]
         if not having:
             continue
@@ -187,6 +245,8 @@ def columns_for(
             "definition": spec.definition,
             "group": spec.group or UNKNOWN_GROUP,
             "integer": spec.integer,
+            "compare_by": COMPARE_BY.get(spec.group or UNKNOWN_GROUP, ()),
+            "source": source,
         }
         if not spec.split_by:
             columns.append(Column(key=spec.key, **base))
@@ -212,6 +272,38 @@ def columns_for(
             )
     keys, integers = unknown_keys((r.metrics or {} for r in records), specs)
     unknown = [unknown_column(k, k in integers) for k in keys]
+    columns.sort(key=lambda c: _group_rank(c.group))  # stable: registry order within a group
     at = next((i for i, c in enumerate(columns) if c.group == LAST_GROUP), len(columns))
     columns[at:at] = unknown
-    return columns
+    return mark_leads(columns)
+
+
+def _group_rank(group: str) -> int:
+    from aebench.specs import GROUPS
+
+    order = [g for g in GROUPS if g != LAST_GROUP] + [LAST_GROUP]
+    return order.index(group) if group in order else len(order)
+
+
+def mark_leads(columns: Sequence[Column]) -> list[Column]:
+    """``lead`` set on the first ranked column of each metric (all its split variants
+    and its ``_expost`` twin), for at most :data:`LEADS_PER_GROUP` metrics a group; a
+    group without a ranked column leads with its first column."""
+    from dataclasses import replace
+
+    leads: dict[str, dict[str, str]] = {}  # group -> {metric spec: lead column's metric}
+    for col in columns:
+        if col.direction is None:
+            continue
+        chosen = leads.setdefault(col.group, {})
+        source = col.source or col.metric
+        if source not in chosen and len(chosen) < LEADS_PER_GROUP:
+            chosen[source] = col.metric
+    for col in columns:
+        leads.setdefault(col.group, {col.source or col.metric: col.metric})
+
+    def lead(col: Column) -> bool:  # a sampler's twin column (fid_expost) leads with fid
+        chosen = leads[col.group].values()
+        return col.metric in chosen or col.metric.removesuffix("_expost") in chosen
+
+    return [replace(c, lead=lead(c)) for c in columns]

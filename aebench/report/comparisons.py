@@ -5,7 +5,13 @@
   else: model, the other options, the variant); one panel per compared column.
 * **Rate–distortion**: runs whose regulariser is a KL (``regulariser`` stored in
   metrics.json), test KL vs reconstruction term.
+* **Training curves**: validation loss and MSE per epoch, every configuration
+  overlaid (mean over its seeds).
+* **Latent maps**: the 2-D latent means of every configuration with d = 2,
+  side by side.
 * **Per-class MSE**: configurations side by side, per class.
+
+Every figure colours a model the same way (``colours``, one palette per site).
 
 The compared columns are, for each metric group of the registry (except
 ``cost``), its first ranked column; of a split column (FID), the variant with
@@ -26,7 +32,10 @@ from aebench.report.format import number
 from aebench.report.leaderboard import shown_options
 
 NOT_COMPARED_GROUPS = ("cost",)
-MEAN_CAPTION = "Mean over seeds; error bars are ± one standard deviation."
+MEAN_CAPTION = (
+    "Mean over seeds; error bars are 95% t-intervals over seeds (none with one seed). "
+    "Colour: model; line style: its other settings."
+)
 
 
 @dataclass(frozen=True)
@@ -83,6 +92,13 @@ def option_series(
     return series
 
 
+def series_models(
+    rows: Sequence[dict[str, Any]], option: str, options: Sequence[str]
+) -> dict[str, str]:
+    """The model of each line :func:`option_series` draws (its colour)."""
+    return {name: row["model"] for row in rows for name in option_series([row], option, options)}
+
+
 def _option_text(config: dict[str, Any], options: dict[str, Any]) -> str:
     return " ".join(
         f"{n}={short_value(options.get(n))}" for n in shown_options(config) if n in options
@@ -120,22 +136,77 @@ def per_class_rows(rows: Sequence[dict[str, Any]], key: str = "mse") -> list[dic
                     if v is not None:
                         sums.setdefault(str(name), []).append(v)
         if sums:
-            label = row["label"] + (f" ({row['variant']})" if row["variant"] else "")
-            out.append({"label": label, "per_class": {k: sum(v) / len(v) for k, v in sums.items()}})
+            out.append(
+                {
+                    "label": row_label(row),
+                    "model": row["model"],
+                    "per_class": {k: sum(v) / len(v) for k, v in sums.items()},
+                }
+            )
     return out
 
 
-def dataset_figures(ds: dict[str, Any]) -> list[Figure]:
+def row_label(row: dict[str, Any]) -> str:
+    """A configuration's label with its variant, as figures and the gallery name it."""
+    return row["label"] + (f" ({row['variant']})" if row.get("variant") else "")
+
+
+def training_curves(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each configuration's histories (one per seed), for overlaid training curves."""
+    return [
+        {
+            "label": row_label(row),
+            "model": row["model"],
+            "histories": [r.history for r in row["members"] if r.history],
+        }
+        for row in rows
+        if any(r.history for r in row["members"])
+    ]
+
+
+def latent_maps(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The stored 2-D test latents of each configuration with d = 2 (its first seed)."""
+    import numpy as np
+
+    maps = []
+    for row in rows:
+        record = row["members"][0]
+        path = record.file("latents.npz")
+        if path is None:
+            continue
+        try:
+            with np.load(path) as data:
+                z = data["z"]
+                y = data["y"] if "y" in data.files else None
+        except (OSError, ValueError, KeyError):
+            continue
+        if z.ndim == 2 and z.shape[1] == 2:
+            maps.append({"label": row_label(row), "z": z, "y": y})
+    return maps
+
+
+def dataset_figures(ds: dict[str, Any], colours: dict[str, str] | None = None) -> list[Figure]:
     """The comparison figures one dataset's leaderboard may get (each draws only when
-    its data allow)."""
+    its data allow). ``colours``: model -> colour, the same on every figure."""
     rows, names = ds["rows"], [o["name"] for o in ds["options"]]
     columns = compared_columns(ds["columns"], rows)
-    figures = []
+    colours = colours or plots.model_colours({row["model"] for row in rows})
+    curves = training_curves(rows)
+    figures = [
+        Figure(
+            "training",
+            "Training curves",
+            "Validation loss (nats per image) and validation MSE per epoch, mean "
+            "over seeds. Colour: model; line style: its other settings.",
+            lambda path: plots.plot_training_curves(curves, path, colours),
+        )
+    ]
     for option in names:
         series = option_series(rows, option, names)
+        models = series_models(rows, option, names)
 
-        def draw(path: Path, series: dict = series, option: str = option) -> bool:
-            return plots.plot_metric_vs(series, columns, path, option)
+        def draw(path: Path, series: dict = series, option: str = option, models=models) -> bool:
+            return plots.plot_metric_vs(series, columns, path, option, models, colours)
 
         figures.append(Figure(f"vs-{option}", f"Metrics vs {option}", MEAN_CAPTION, draw))
     points = rate_distortion_points(rows)
@@ -145,7 +216,16 @@ def dataset_figures(ds: dict[str, Any]) -> list[Figure]:
             "Rate–distortion",
             "One point per run with a KL regulariser: test KL (rate) vs test reconstruction "
             "term (distortion), both in nats per image.",
-            lambda path: plots.plot_rate_distortion(points, path),
+            lambda path: plots.plot_rate_distortion(points, path, colours),
+        )
+    )
+    figures.append(
+        Figure(
+            "latent-maps",
+            "2-D latent spaces",
+            "Test latent means of each configuration with a 2-D latent space (first seed), "
+            "coloured by class, each on its own axes.",
+            lambda path: plots.plot_latent_maps(latent_maps(rows), path, ds.get("class_names")),
         )
     )
     class_rows = per_class_rows(rows)
@@ -154,7 +234,7 @@ def dataset_figures(ds: dict[str, Any]) -> list[Figure]:
             "per-class-mse",
             "Per-class MSE by configuration",
             "Test MSE per pixel for each class, mean over seeds (first 10 configurations).",
-            lambda path: plots.plot_per_class_compare(class_rows, path),
+            lambda path: plots.plot_per_class_compare(class_rows, path, colours=colours),
         )
     )
     return figures

@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import math
 import re
-import statistics
 from collections.abc import Sequence
 from typing import Any
+
+from aebench.report.stats import CONFIDENCE, t_interval
 
 MISSING = "—"
 NOT_APPLICABLE_TITLE = "not applicable to this model"
@@ -58,12 +59,6 @@ def fmt_integer(value: float | None) -> str:
     return f"{value:.0f}" if float(value).is_integer() else fmt_number(value)
 
 
-def fmt_std(value: float) -> str:
-    if abs(value) >= 1000:
-        return f"{value:.0f}"
-    return f"{value:.2g}"
-
-
 def fmt_seconds(seconds: float | None) -> str:
     if seconds is None:
         return MISSING
@@ -107,16 +102,84 @@ def sort_value(value: Any) -> tuple:
     return (False, 0, float(value), "")
 
 
-def aggregate(values: Sequence[float | None], integer: bool = False) -> dict[str, Any]:
-    """Mean ± sample std (ddof=1) of the non-null values, with display text.
+def decimals_for(half: float) -> int:
+    """Decimals that show ``half`` (an interval's half-width) to two significant digits."""
+    return max(0, 1 - math.floor(math.log10(abs(half)))) if half else 0
 
+
+def fmt_mean(mean: float | None, half: float | None = None, integer: bool = False) -> str:
+    """A mean to the precision its interval supports: ``half`` (the ± shown) to two
+    significant digits and the mean to the same decimals; without an interval as
+    :func:`fmt_number` (a count: as :func:`fmt_integer`)."""
+    if mean is None:
+        return MISSING
+    if half is None or half == 0 or not math.isfinite(half):
+        return fmt_integer(mean) if integer else fmt_number(mean)
+    digits = min(decimals_for(half), 8)
+    return f"{mean:.{digits}f}"
+
+
+def fmt_half(half: float) -> str:
+    """An interval's half-width, two significant digits (no exponent)."""
+    if half == 0:
+        return "0"
+    return f"{half:.{min(decimals_for(half), 8)}f}"
+
+
+def aggregate(
+    values: Sequence[float | None],
+    integer: bool = False,
+    seeds: Sequence[Any] | None = None,
+) -> dict[str, Any]:
+    """Mean and 95% t-interval over seeds of the non-null values, with display text.
+
+    ``text`` is the mean (to the interval's precision), ``pm`` the ``± half-width``
+    (empty with one value), ``std`` the sample standard deviation (ddof=1), ``n``
+    how many values stand behind it. ``seeds`` (one per value) gives ``by_seed``,
+    ``{seed: value}``, for paired tests between configurations.
     ``integer``: a count, shown without decimals when the mean is a whole number.
     """
     present = [v for v in values if v is not None]
-    if not present:
-        return {"mean": None, "std": None, "n": 0, "text": MISSING, "sort": ""}
-    mean = statistics.fmean(present)
-    std = statistics.stdev(present) if len(present) > 1 else None
-    shown = fmt_integer(mean) if integer else fmt_number(mean)
-    text = shown if std is None else f"{shown} ± {fmt_std(std)}"
-    return {"mean": mean, "std": std, "n": len(present), "text": text, "sort": repr(mean)}
+    by_seed = (
+        {s: v for s, v in zip(seeds, values, strict=True) if v is not None}
+        if seeds is not None
+        else {}
+    )
+    interval = t_interval(present)
+    if interval is None:
+        return {
+            "mean": None,
+            "std": None,
+            "half": None,
+            "low": None,
+            "high": None,
+            "n": 0,
+            "text": MISSING,
+            "mean_text": MISSING,
+            "pm": "",
+            "sort": "",
+            "by_seed": by_seed,
+            "interval_title": "",
+        }
+    half = interval.half
+    shown = fmt_mean(interval.mean, half, integer)
+    pm = f"± {fmt_half(half)}" if half is not None else ""
+    return {
+        "mean": interval.mean,
+        "std": interval.std,
+        "half": half,
+        "low": interval.low,
+        "high": interval.high,
+        "n": interval.n,
+        "text": f"{shown} {pm}".strip(),
+        "mean_text": shown,
+        "pm": pm,
+        "sort": repr(interval.mean),
+        "by_seed": by_seed,
+        "interval_title": (
+            f"mean of {interval.n} seeds; {CONFIDENCE:.0%} t-interval "
+            f"[{fmt_number(interval.low)}, {fmt_number(interval.high)}]"
+            if half is not None
+            else "1 seed"
+        ),
+    }

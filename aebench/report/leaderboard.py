@@ -3,7 +3,15 @@
 A configuration is everything in a run's config.json except what only labels
 or repeats it (:data:`NOT_CONFIGURATION`) and the metric options that split
 columns (the FID extractor and sample count get their own columns instead), so
-the seeds of one configuration share a row and each cell is their mean ± std.
+the seeds of one configuration share a row and each cell is their mean ± a 95%
+t-interval (:mod:`.stats`).
+
+Best values are marked among comparable rows only (:meth:`Column.comparable`:
+same likelihood and objective for losses and NLL, same sampler for sample
+metrics); a single best's lead over the runner-up is called significant only
+when a paired t-test over the seeds both ran says so (p < 0.05). Rows carry
+flags a reader must not miss: samples that copy training images
+(``memorised``) and posterior collapse (``collapsed_fraction``).
 
 The model options a row shows (one column each, ``latent_dim`` first) are
 those some run of the dataset names in ``shown_options`` (options the user set
@@ -30,9 +38,11 @@ from aebench.report.format import (
     NOT_COMPUTED_TITLE,
     aggregate,
     fmt_option,
+    number,
     slugify,
     sort_value,
 )
+from aebench.report.stats import ALPHA, paired_test
 from aebench.store import RunRecord
 
 NOT_CONFIGURATION = frozenset(
@@ -176,10 +186,15 @@ def option_cell(name: str, values: dict[str, Any]) -> dict[str, str]:
     return {"text": text, "sort": sort, "title": ""}
 
 
-def cell(values: Sequence[tuple[float | None, str | None]], integer: bool = False) -> dict:
+def cell(
+    values: Sequence[tuple[float | None, str | None]],
+    integer: bool = False,
+    seeds: Sequence[Any] | None = None,
+) -> dict:
     """A seed aggregate for one column; without a value, ``title`` says why
-    (not applicable only when it applies to none of the seeds)."""
-    out = aggregate([v for v, _ in values], integer=integer)
+    (not applicable only when it applies to none of the seeds). ``seeds``: the
+    seed of each value, for paired tests."""
+    out = aggregate([v for v, _ in values], integer=integer, seeds=seeds)
     out["na"] = bool(values) and all(why == "na" for _, why in values)
     out["title"] = ""
     if out["n"] == 0:
@@ -189,32 +204,67 @@ def cell(values: Sequence[tuple[float | None, str | None]], integer: bool = Fals
     return out
 
 
-def mark_best(rows: list[dict[str, Any]], columns: Sequence[Column | dict[str, Any]]) -> None:
-    """Set ``best`` on the cell(s) with the best mean of each directed column.
+def _facets_text(facets: Sequence[tuple[str, str]]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in facets)
 
-    Columns without a direction are never marked; a column with fewer than two
-    values has nothing to compare and is not marked either (not-applicable
-    cells have no value, so they never count). Ties for best are all marked,
-    unless every value ties.
+
+def mark_best(rows: list[dict[str, Any]], columns: Sequence[Column | dict[str, Any]]) -> None:
+    """Set ``best`` on the cell(s) with the best mean of each directed column, among
+    comparable rows, and say in ``lead`` whether a single best is significantly ahead.
+
+    Rows compete only with rows of the same facets (:meth:`Column.comparable`;
+    a row is described by its first run). Columns without a direction are never
+    marked; a class with fewer than two values has nothing to compare and is not
+    marked either (not-applicable cells have no value, so they never count).
+    Ties for best are all marked, unless every value ties. A single best gets
+    ``lead``: ``{"p", "n", "significant"}`` from a paired t-test against the
+    runner-up over their shared seeds (None with fewer than two).
     """
     for col in columns:
         key = col["key"] if isinstance(col, dict) else col.key
         direction = col.get("direction") if isinstance(col, dict) else col.direction
-        cells = [row["cells"][key] for row in rows]
-        for c in cells:
-            c["best"] = False
+        for row in rows:
+            c = row["cells"][key]
+            c["best"], c["lead"], c["best_title"] = False, None, ""
         if direction not in ("min", "max"):
             continue
-        present = [c for c in cells if c.get("mean") is not None]
-        if len(present) < 2:
-            continue
-        pick = min if direction == "min" else max
-        best = pick(c["mean"] for c in present)
-        winners = [c for c in present if math.isclose(c["mean"], best, rel_tol=1e-9, abs_tol=1e-12)]
-        if len(winners) == len(present):  # everyone ties: nothing stands out
-            continue
-        for c in winners:
-            c["best"] = True
+        classes: dict[tuple, list[dict[str, Any]]] = {}
+        for row in rows:
+            members = row.get("members") or []
+            facets = col.comparable(members[0]) if isinstance(col, Column) and members else ()
+            classes.setdefault(facets, []).append(row)
+        for facets, same in classes.items():
+            _mark_class(same, key, direction, _facets_text(facets))
+
+
+def _mark_class(rows: list[dict[str, Any]], key: str, direction: str, facets: str) -> None:
+    present = [row["cells"][key] for row in rows if row["cells"][key].get("mean") is not None]
+    if len(present) < 2:
+        return
+    pick = min if direction == "min" else max
+    best = pick(c["mean"] for c in present)
+    winners = [c for c in present if math.isclose(c["mean"], best, rel_tol=1e-9, abs_tol=1e-12)]
+    if len(winners) == len(present):  # everyone ties: nothing stands out
+        return
+    among = f"best among rows with {facets}" if facets else "best of the column"
+    for c in winners:
+        c["best"] = True
+        c["best_title"] = among
+    if len(winners) > 1:
+        return
+    (winner,) = winners
+    rest = [c for c in present if c is not winner]
+    runner_up = pick(rest, key=lambda c: c["mean"])
+    test = paired_test(winner.get("by_seed") or {}, runner_up.get("by_seed") or {})
+    if test is None:
+        winner["best_title"] += "; fewer than 2 seeds shared with the runner-up: lead not tested"
+        return
+    significant = test.significant(ALPHA)
+    winner["lead"] = {"p": test.p, "n": test.n, "significant": significant}
+    verdict = "significant" if significant else "not significant"
+    winner["best_title"] += (
+        f"; lead over the runner-up {verdict} (paired t-test over {test.n} seeds, p = {test.p:.2g})"
+    )
 
 
 # --------------------------------------------------------------------------- tables
@@ -264,9 +314,18 @@ def dataset_leaderboard(
                     for r in members
                 ],
                 "cells": {
-                    col.key: cell([col.value(r) for r in members], col.integer) for col in columns
+                    col.key: cell(
+                        [col.value(r) for r in members],
+                        col.integer,
+                        seeds=[r.config.get("seed", r.run_id) for r in members],
+                    )
+                    for col in columns
                 },
                 "members": members,
+                "href": href(members[0]),
+                "family": str(config.get("family") or config.get("model", "?")),
+                "arch": str(config.get("arch") or ""),
+                "flags": row_flags(members),
             }
         )
     _name_variants(rows, options)
@@ -300,6 +359,9 @@ def dataset_leaderboard(
         "name": name,
         "slug": slugify(name),
         "columns": columns,
+        "groups": column_groups(columns),
+        "families": sorted({row["family"] for row in rows}),
+        "archs": sorted({row["arch"] for row in rows if row["arch"]}),
         "options": [
             {
                 "name": n,
@@ -317,6 +379,58 @@ def dataset_leaderboard(
         "n_runs": len(records),
         "n_done": len(done),
     }
+
+
+def column_groups(columns: Sequence[Column]) -> list[dict[str, Any]]:
+    """The leaderboard's column groups in column order: ``[{name, title, n, n_lead}]``."""
+    from aebench.report.columns import GROUP_TITLES
+
+    groups: dict[str, dict[str, Any]] = {}
+    for col in columns:
+        g = groups.setdefault(
+            col.group,
+            {"name": col.group, "title": GROUP_TITLES.get(col.group, col.group), "n": 0},
+        )
+        g["n"] += 1
+        g["n_lead"] = g.get("n_lead", 0) + int(col.lead)
+    return list(groups.values())
+
+
+def row_flags(members: Sequence[RunRecord]) -> list[dict[str, str]]:
+    """Warnings about a configuration: samples that copy training images (``memorised``
+    = 1, per sampler) and posterior collapse (``collapsed_fraction`` at or above the
+    latent metric's flag), each with how many of its seeds show it."""
+    from aebench.metrics.latent import COLLAPSE_FLAG
+
+    n = len(members)
+    flags = []
+    for key, sampler in (("memorised", "prior"), ("memorised_expost", "ex-post GMM")):
+        hits = sum(1 for r in members if (r.metrics or {}).get(key) == 1)
+        if hits:
+            flags.append(
+                {
+                    "kind": "memorised",
+                    "text": f"copies ({sampler})",
+                    "title": f"{sampler} samples copy training images (novelty < 0.5) in "
+                    f"{hits} of {n} seed{'s' if n != 1 else ''}",
+                }
+            )
+    collapsed = [
+        v
+        for r in members
+        if (v := number((r.metrics or {}).get("collapsed_fraction"))) is not None
+        and v >= COLLAPSE_FLAG
+    ]
+    if collapsed:
+        flags.append(
+            {
+                "kind": "collapse",
+                "text": "posterior collapse",
+                "title": f"{max(collapsed):.0%} of latent dimensions collapsed onto the prior "
+                f"(KL < 0.01 nats) in {len(collapsed)} of {n} seed{'s' if n != 1 else ''}",
+            }
+        )
+    return flags
 
 
 def _name_variants(rows: list[dict[str, Any]], options: list[str]) -> None:

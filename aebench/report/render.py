@@ -2,8 +2,10 @@
 
 Layout of the site (relative links only, so it can be copied anywhere)::
 
-    index.html                    leaderboards, failed runs, comparison plots
-    plots/<dataset>-*.png         comparisons across runs
+    index.html                    leaderboards, galleries, comparison plots
+    results.csv, results.parquet  the results table (downloads)
+    plots/<dataset>-*.png         comparisons across runs (2x PNG)
+    plots/<dataset>-gallery/*.png the gallery's reconstruction rows
     runs/<run>.html               one page per run
     runs/<run>/*.png|gif          that run's images and plots
 
@@ -13,26 +15,54 @@ images (t-SNE is the slow one) are reused on a rebuild when they are newer
 than the run files they come from. Files this builder wrote before but no
 longer produces (a deleted run) are pruned, only inside a folder carrying the
 builder's marker file.
+
+Progress: ``build_site(..., on_event=callback)`` calls ``callback`` with a
+:class:`SiteProgress` per step (``reading runs``, ``run pages``, ``comparison
+plots``, ``gallery``, ``downloads``, ``index``), with how many of how many
+items are done.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from aebench.errors import DataError
 from aebench.report import plots
-from aebench.report.comparisons import dataset_figures
+from aebench.report.comparisons import dataset_figures, row_label
 from aebench.report.format import fmt_value, slugify
 from aebench.report.leaderboard import leaderboard_context, model_options
-from aebench.report.runpage import run_context
+from aebench.report.plots.gallery import crop_grid_rows, tile_scale
+from aebench.report.runpage import run_context, sampler_label
 from aebench.store import RunRecord, RunStore
 
 MARKER = ".aebench-site"
 OWNED_DIRS = ("runs", "plots")
 RUN_IMAGES = ("recon", "samples", "interp", "generated")
+SITE_STEPS = ("reading runs", "run pages", "comparison plots", "gallery", "downloads", "index")
+"""The steps of :func:`build_site`, in order, as :class:`SiteProgress` names them."""
+
+
+@dataclass(frozen=True)
+class SiteProgress:
+    """Progress of :func:`build_site`: ``done`` of ``total`` items of ``step`` (one of
+    :data:`SITE_STEPS`) are finished; ``item`` names the one just finished, if any."""
+
+    step: str
+    done: int
+    total: int
+    item: str = ""
+
+    @property
+    def text(self) -> str:
+        return f"leaderboard: {self.step} {self.done}/{self.total}" + (
+            f" ({self.item})" if self.item else ""
+        )
 
 
 def _env():
@@ -117,6 +147,16 @@ def _display_width(path: Path) -> int | None:
     return max(width, min(2 * width, 640))
 
 
+def _width(path: Path, scale: int) -> int | None:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return im.size[0] * scale
+    except OSError:
+        return None
+
+
 def _load_latents(path: Path, problems: list[str]) -> tuple[Any, Any] | None:
     import numpy as np
 
@@ -143,9 +183,10 @@ def run_assets(record: RunRecord, slug: str, site: _Site, problems: list[str]) -
     base = f"runs/{slug}"
     keys = (*RUN_IMAGES, "animation", "animation_frames", "losses", "quality", "latents")
     assets: dict[str, Any] = dict.fromkeys(
-        (*keys, "latent_methods", "latent_animation", "per_class")
+        (*keys, "latent_methods", "latent_animation", "per_class", "kl_per_dim")
     )
     assets["widths"] = {}
+    assets["sizes"] = {}
     for name, src in record.images.items():
         if name not in RUN_IMAGES:
             continue
@@ -167,6 +208,7 @@ def run_assets(record: RunRecord, slug: str, site: _Site, problems: list[str]) -
             target = site.path(f"{base}/{name}.png")
             if site.fresh(target, [history]) or fn(record.history, target):
                 assets[name] = f"{slug}/{name}.png"
+                assets["sizes"][name] = plots.display_size(target)
 
     metrics_file = record.file("metrics.json")
     latents = record.file("latents.npz")
@@ -181,6 +223,8 @@ def run_assets(record: RunRecord, slug: str, site: _Site, problems: list[str]) -
             if drawn:
                 assets["latents"] = f"{slug}/latents.png"
                 assets["latent_methods"] = drawn
+        if assets["latents"]:
+            assets["sizes"]["latents"] = plots.display_size(target)
 
     latents_epochs = record.file("latents_epochs.npz")
     if latents_epochs is not None:
@@ -195,6 +239,18 @@ def run_assets(record: RunRecord, slug: str, site: _Site, problems: list[str]) -
         target = site.path(f"{base}/per_class.png")
         if site.fresh(target, [metrics_file]) or plots.plot_per_class(per_class, target):
             assets["per_class"] = f"{slug}/per_class.png"
+            assets["sizes"]["per_class"] = plots.display_size(target)
+
+    kl = (record.metrics or {}).get("kl_per_dim")
+    if isinstance(kl, list) and kl and all(isinstance(v, (int, float)) for v in kl):
+        from aebench.metrics.latent import KL_THRESHOLD
+
+        target = site.path(f"{base}/kl_per_dim.png")
+        if site.fresh(target, [metrics_file]) or plots.plot_kl_per_dim(kl, target, KL_THRESHOLD):
+            assets["kl_per_dim"] = f"{slug}/kl_per_dim.png"
+            assets["sizes"]["kl_per_dim"] = plots.display_size(target)
+        else:
+            site.discard(f"{base}/kl_per_dim.png")
     return assets
 
 
@@ -208,41 +264,175 @@ def _latent_caption(record: RunRecord) -> str:
 # --------------------------------------------------------------------------- the site
 
 
-def _records(path: Path) -> tuple[list[RunRecord], Path]:
-    """The runs under ``path`` (an output folder, its runs/ folder or one run dir)
-    and where the site goes by default. A missing or foreign folder has no runs."""
+def gallery(ds: dict[str, Any], site: _Site) -> dict[str, Any] | None:
+    """One dataset's gallery: the test originals once, then per configuration (its
+    first seed) the reconstructions of those originals and its sample grid, labelled
+    with its sampler. None when no run stored images."""
+    rows = []
+    originals = None
+    base = f"plots/{ds['slug']}-gallery"
+    taken: set[str] = set()
+    for row in ds["rows"]:
+        record = row["members"][0]
+        recon, samples = record.images.get("recon"), record.images.get("samples")
+        if recon is None and samples is None:
+            continue
+        name = slugify(record.run_id, taken)
+        entry: dict[str, Any] = {
+            "label": row_label(row),
+            "model": row["model"],
+            "family": row["family"],
+            "arch": row["arch"],
+            "href": row["href"],
+            "recon": None,
+            "samples": None,
+            "sampler": sampler_label(record.metrics or {}),
+            "sampler_title": str((record.metrics or {}).get("sampler") or ""),
+        }
+        if recon is not None:
+            rel = f"{base}/{name}-recon.png"
+            orig = f"{base}/originals.png" if originals is None else None
+            if plots.split_recon(
+                recon, site.path(orig) if orig else None, site.path(rel)
+            ):  # a crop: cheaper than checking whether it is fresh
+                scale = tile_scale(recon)
+                entry["recon"] = rel
+                entry["recon_width"] = _width(site.root / rel, scale)
+                if orig:
+                    originals = {"src": orig, "width": _width(site.root / orig, scale)}
+            else:
+                site.discard(rel)
+                if orig:
+                    site.discard(orig)
+        if samples is not None:
+            rel = f"{base}/{name}-samples.png"
+            if crop_grid_rows(samples, site.path(rel), rows=2):
+                entry["samples"] = rel
+                entry["samples_full"] = f"runs/{ds['run_slugs'][record.run_id]}/samples.png"
+                entry["samples_width"] = _width(site.root / rel, tile_scale(site.root / rel))
+            else:
+                site.discard(rel)
+        rows.append(entry)
+    if not rows:
+        return None
+    return {"originals": originals, "rows": rows}
+
+
+def _records_and_root(path: Path) -> tuple[list[RunRecord], Path, Path | None, str | None]:
     try:
         store, run_id = RunStore.locate(path)
     except DataError:
-        return [], path / "site"
+        return [], path / "site", None, None
     if run_id is not None:
-        return [store.read(run_id)], path / "site"
-    return store.records(history=True), store.root / "site"
+        return [store.read(run_id)], path / "site", store.root, run_id
+    return store.records(history=True), store.root / "site", store.root, None
 
 
-def build_site(out_dir: Path, site_dir: Path | None = None) -> Path:
+def _downloads(store_root: Path | None, run_id: str | None, site: _Site) -> list[dict[str, str]]:
+    """``results.csv`` and ``results.parquet`` of the runs on the site, for download."""
+    if store_root is None:
+        return []
+    from aebench import results
+
+    frame = results.collect(store_root)
+    if run_id is not None and "run_id" in frame.columns:
+        frame = frame[frame["run_id"] == run_id]
+    out = []
+    csv_path = site.path("results.csv")
+    frame.to_csv(csv_path, index=False)
+    out.append({"href": "results.csv", "label": "CSV", "bytes": csv_path.stat().st_size})
+    try:
+        pq = site.path("results.parquet")
+        results._parquet(frame, pq)
+        out.append({"href": "results.parquet", "label": "Parquet", "bytes": pq.stat().st_size})
+    except Exception:  # no Parquet engine installed: the CSV is still there
+        site.discard("results.parquet")
+    return out
+
+
+def build_site(
+    out_dir: Path,
+    site_dir: Path | None = None,
+    on_event: Callable[[SiteProgress], None] | None = None,
+) -> Path:
     """Build the static leaderboard site for the runs under ``out_dir``.
 
     ``out_dir`` is a benchmark output dir (with ``runs/<run_id>/``), its ``runs/``
     dir, or a single run dir. The site goes to ``site_dir`` (default
     ``<output dir>/site``; for a single run dir, ``<run dir>/site``). Returns
-    the path of the written ``index.html``.
+    the path of the written ``index.html``. ``on_event`` receives a
+    :class:`SiteProgress` as each step (:data:`SITE_STEPS`) advances.
     """
     import aebench
 
-    records, default_root = _records(Path(out_dir))
-    root = Path(site_dir) if site_dir is not None else default_root
-    root.mkdir(parents=True, exist_ok=True)
+    def emit(step: str, done: int, total: int, item: str = "") -> None:
+        if on_event is not None:
+            on_event(SiteProgress(step, done, total, item))
+
+    emit("reading runs", 0, 1)
+    records, default_root, store_root, single = _records_and_root(Path(out_dir))
+    emit("reading runs", 1, 1, f"{len(records)} runs")
+    final = Path(site_dir) if site_dir is not None else default_root
     stamp = f"Built by aebench {aebench.__version__}; runs/ and plots/ are rebuilt.\n"
-    marker = root / MARKER
+    marker = final / MARKER
     previous = marker.read_text(encoding="utf-8") if marker.is_file() else None
-    if previous is not None or not any(root.iterdir()):
-        marker.write_text(stamp, encoding="utf-8")  # never claim a folder we did not make
-    site = _Site(root, reuse=previous == stamp)
+    ours = previous is not None or not final.exists() or not any(final.iterdir())
+    # A site of ours is built aside and swapped in whole, so that nobody (a browser, a
+    # web server, a second `aebench report`) ever sees half of one. A folder we did not
+    # make is written in place, and only our files in it are touched.
+    root = _aside(final) if ours else final
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        if ours:
+            (root / MARKER).write_text(stamp, encoding="utf-8")
+        _build(root, records, store_root, single, _Site(root, reuse=previous == stamp), emit)
+    except BaseException:
+        if root != final:
+            shutil.rmtree(root, ignore_errors=True)
+        raise
+    if root != final:
+        _swap(root, final)
+    return final / "index.html"
+
+
+def _aside(final: Path) -> Path:
+    """A private folder beside ``final`` holding a copy of the current site (modification
+    times kept, so unchanged derived files are reused)."""
+    aside = final.parent / f".{final.name}.building-{os.getpid()}"
+    shutil.rmtree(aside, ignore_errors=True)
+    if final.is_dir():
+        shutil.copytree(final, aside)
+    return aside
+
+
+def _swap(new: Path, final: Path) -> None:
+    """Put the finished site ``new`` at ``final``: two renames, so ``final`` is always the
+    old site or the new one (for an instant, none), never a mixture."""
+    old = final.parent / f".{final.name}.old-{os.getpid()}"
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(new, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _build(
+    root: Path,
+    records: list[RunRecord],
+    store_root: Path | None,
+    single: str | None,
+    site: _Site,
+    emit: Callable[..., None],
+) -> None:
+    """Write the site's pages, plots, gallery and downloads into ``root``."""
+    import aebench
+
     env = _env()
     taken: set[str] = set()
     slugs = {r.run_id: slugify(r.run_id, taken) for r in records}
     ctx = leaderboard_context(records, href=lambda r: f"runs/{slugs[r.run_id]}.html")
+    colours = plots.model_colours({row["model"] for ds in ctx["datasets"] for row in ds["rows"]})
+    ctx["colours"] = colours
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     common = {"version": aebench.__version__, "generated": generated}
 
@@ -253,7 +443,8 @@ def build_site(out_dir: Path, site_dir: Path | None = None) -> Path:
         for row in ds["rows"]:
             for member in row["members"]:
                 siblings[member.run_id] = row["runs"]
-    for record in records:
+    emit("run pages", 0, len(records))
+    for i, record in enumerate(records, start=1):
         slug = slugs[record.run_id]
         rctx = run_context(record, slug)
         rctx["assets"] = run_assets(record, slug, site, rctx["problems"])
@@ -265,29 +456,59 @@ def build_site(out_dir: Path, site_dir: Path | None = None) -> Path:
         rctx["latent_caption"] = _latent_caption(record)
         rctx["leaderboard_href"] = f"../index.html#ds-{ds_slugs.get(rctx['dataset'], '')}"
         site.write_text(f"runs/{slug}.html", run_template.render(run=rctx, **common))
-    for ds in ctx["datasets"]:
+        emit("run pages", i, len(records), record.run_id)
+
+    emit("comparison plots", 0, len(ctx["datasets"]))
+    for i, ds in enumerate(ctx["datasets"], start=1):
+        ds["run_slugs"] = slugs
+        ds["class_names"] = _dataset_class_names(ds)
         ds["plots"] = []
-        for figure in dataset_figures(ds):
+        for figure in dataset_figures(ds, colours):
             rel = f"plots/{ds['slug']}-{figure.name}.png"
             if figure.draw(site.path(rel)):
+                size = plots.display_size(site.root / rel)
                 ds["plots"].append(
                     {
+                        "name": figure.name,
                         "title": figure.title,
                         "src": rel,
                         "alt": f"{figure.title} on {ds['name']}",
                         "caption": figure.caption,
+                        "width": size[0] if size else None,
+                        "height": size[1] if size else None,
                     }
                 )
             else:
                 site.discard(rel)
+        emit("comparison plots", i, len(ctx["datasets"]), ds["name"])
 
+    emit("gallery", 0, len(ctx["datasets"]))
+    for i, ds in enumerate(ctx["datasets"], start=1):
+        ds["gallery"] = gallery(ds, site)
+        emit("gallery", i, len(ctx["datasets"]), ds["name"])
+
+    emit("downloads", 0, 1)
+    ctx["downloads"] = _downloads(store_root, single, site) if records else []
+    emit("downloads", 1, 1)
+
+    emit("index", 0, 1)
     index = env.get_template("index.html.j2").render(ctx=ctx, **common)
     site.write_text("index.html", index)
     site.prune()
-    return root / "index.html"
+    emit("index", 1, 1)
 
 
-def report_command(run_dir: Path, out: Path | None = None) -> Path:
+def _dataset_class_names(ds: dict[str, Any]) -> list[str] | None:
+    for row in ds["rows"]:
+        per_class = (row["members"][0].metrics or {}).get("per_class")
+        if isinstance(per_class, dict) and per_class:
+            return [str(k) for k in per_class]
+    return None
+
+
+def report_command(
+    run_dir: Path, out: Path | None = None, on_event: Callable[[Any], None] | None = None
+) -> Path:
     """What ``aebench report RUN_DIR [--out SITE_DIR]`` calls; returns the index path.
 
     Raises a one-line :class:`aebench.errors.DataError` when ``run_dir`` does not
@@ -300,4 +521,4 @@ def report_command(run_dir: Path, out: Path | None = None) -> Path:
         raise DataError(
             f"no runs found in {str(run_dir)!r} (expected {store.runs_dir}/<run_id>/config.json)"
         )
-    return build_site(run_dir, out)
+    return build_site(run_dir, out, on_event=on_event)

@@ -193,6 +193,40 @@ def stored_values(record: RunRecord, shown: set[str]) -> list[dict[str, str]]:
     return out
 
 
+def is_expost(sampler: str) -> bool:
+    """Whether a stored sampler description names a density fitted after training
+    (``... fitted on training latent means``) rather than a prior trained with."""
+    return "fitted" in sampler.lower()
+
+
+def sampler_label(metrics: dict[str, Any]) -> str:
+    """Short name of what a run's sample grid was decoded from: ``prior N(0, I)``,
+    ``ex-post GMM`` or ``ex-post Gaussian``."""
+    sampler = str(metrics.get("sampler") or "")
+    if not sampler:
+        return "model samples"
+    if is_expost(sampler):
+        return "ex-post GMM" if "mixture" in sampler.lower() else "ex-post Gaussian"
+    return f"prior {sampler}"
+
+
+def sampler_caption(metrics: dict[str, Any]) -> str:
+    """The sample grid's caption: a prior the model trained with, or a density fitted
+    on its training latents (a plain autoencoder has no prior)."""
+    sampler = str(metrics.get("sampler") or "")
+    if not sampler:
+        return "Samples drawn from the model."
+    if is_expost(sampler):
+        return (
+            f"Ex-post samples: latents drawn from a {sampler} after training (this model "
+            "has no prior of its own), then decoded."
+        )
+    return (
+        f"Prior samples: latents drawn from {sampler}, the prior the model was trained "
+        "with, then decoded."
+    )
+
+
 def run_context(record: RunRecord, slug: str) -> dict[str, Any]:
     """Context for one run's page (without images; the renderer adds those)."""
     from aebench.metrics import metric_specs
@@ -236,8 +270,7 @@ def run_context(record: RunRecord, slug: str) -> dict[str, Any]:
         "stored": stored_values(record, {r["key"] for r in table}),
         "per_class": per_class_rows,
         "versions": version_rows,
-        "samples_caption": f"Samples decoded from: {sampler}."
-        if sampler
-        else "Samples drawn from the model.",
+        "samples_caption": sampler_caption(metrics),
+        "sampler": sampler_label(metrics) if sampler else "",
         "n_epochs": len(record.history),
     }

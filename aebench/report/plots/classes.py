@@ -44,13 +44,21 @@ def plot_per_class(per_class: dict[str, dict[str, Any]], path: Path) -> bool:
     return True
 
 
+HATCHES = ("", "//", "..", "xx", "\\\\", "++")
+
+
 def plot_per_class_compare(
-    rows: Sequence[dict[str, Any]], path: Path, key: str = "mse", max_rows: int = 10
+    rows: Sequence[dict[str, Any]],
+    path: Path,
+    key: str = "mse",
+    max_rows: int = 10,
+    colours: dict[str, str] | None = None,
 ) -> bool:
     """Grouped bars of per-class ``key`` (seed-averaged) for each configuration row.
 
-    ``rows``: dicts with ``label`` and ``per_class`` ({class: value}). Needs two
-    or more rows; at most ``max_rows`` are drawn.
+    ``rows``: dicts with ``label``, ``model`` (its colour in ``colours``; the
+    configurations of one model differ by hatching) and ``per_class``
+    ({class: value}). Needs two or more rows; at most ``max_rows`` are drawn.
     """
     rows = [r for r in rows if r.get("per_class")][:max_rows]
     if len(rows) < 2:
@@ -59,21 +67,27 @@ def plot_per_class_compare(
     for r in rows:
         classes.extend(c for c in r["per_class"] if c not in classes)
     width = 0.8 / len(rows)
+    seen: dict[str, int] = {}
     with rc():
-        fig, axes = figure(1, width=max(5.0, 0.6 * len(classes) + 2), height=3.2)
+        fig, axes = figure(1, width=min(11.0, max(6.0, 0.7 * len(classes) + 2)), height=3.4)
         ax = axes[0]
         for i, r in enumerate(rows):
             values = [r["per_class"].get(c) for c in classes]
+            model = r.get("model", r["label"])
+            k = seen[model] = seen.get(model, -1) + 1
             ax.bar(
                 np.arange(len(classes)) + (i - (len(rows) - 1) / 2) * width,
                 [v if v is not None else 0.0 for v in values],
                 width=width,
                 label=r["label"],
-                color=f"C{i % 10}",
+                color=(colours or {}).get(model, f"C{i % 10}"),
+                hatch=HATCHES[k % len(HATCHES)],
+                edgecolor="white",
+                linewidth=0.3,
             )
         _class_ticks(ax, classes)
         ax.set_title(f"Per-class test {key.upper()} {'↓' if key == 'mse' else '↑'}")
         ax.grid(axis="x", visible=False)
-        fig.legend(loc="outside right center")
+        fig.legend(loc="outside lower center", ncols=min(3, len(rows)))
         save_figure(fig, path)
     return True

@@ -178,3 +178,86 @@ def make_latent_gif(
             images.append(frame(fig))
     save_gif(images, path, ms_per_frame)
     return True
+
+
+def plot_latent_maps(
+    maps: Sequence[dict[str, object]],
+    path: Path,
+    class_names: Sequence[str] | None = None,
+    per_row: int = 4,
+) -> bool:
+    """2-D latent means of several configurations side by side, coloured by class.
+
+    ``maps``: dicts with ``label``, ``z`` (n x 2) and ``y`` (labels or None).
+    Drawn when two or more maps are given.
+    """
+    maps = [m for m in maps if np.asarray(m["z"]).ndim == 2 and np.asarray(m["z"]).shape[1] == 2]
+    if len(maps) < 2:
+        return False
+    from aebench.report.plots.base import grid
+
+    labels_all = np.unique(
+        np.concatenate([np.asarray(m["y"]).reshape(-1) for m in maps if m.get("y") is not None])
+        if any(m.get("y") is not None for m in maps)
+        else np.array([])
+    )
+    colours = cmap("tab10" if len(labels_all) <= 10 else "tab20")
+    with rc():
+        fig, axes = grid(len(maps), per_row=per_row, width=2.9, height=2.7)
+        for ax, m in zip(axes, maps, strict=True):
+            z = np.asarray(m["z"], dtype=np.float64)[:MAX_LATENT_POINTS]
+            y = None if m.get("y") is None else np.asarray(m["y"]).reshape(-1)[: len(z)]
+            if y is None or len(y) != len(z):
+                ax.scatter(z[:, 0], z[:, 1], s=3, alpha=0.6, linewidths=0, color="0.3")
+            else:
+                for i, label in enumerate(labels_all):
+                    mask = y == label
+                    ax.scatter(
+                        z[mask, 0],
+                        z[mask, 1],
+                        s=3,
+                        alpha=0.7,
+                        linewidths=0,
+                        color=colours(i % colours.N),
+                        label=_class_name(label, class_names),
+                    )
+            ax.set_title(str(m["label"]), fontsize=9)
+        handles, names = axes[0].get_legend_handles_labels()
+        if handles and len(handles) <= 20:
+            fig.legend(
+                handles,
+                names,
+                loc="outside right center",
+                markerscale=3,
+                title="class",
+            )
+        save_figure(fig, path)
+    return True
+
+
+def plot_kl_per_dim(kl: Sequence[float], path: Path, threshold: float = 0.01) -> bool:
+    """Bars of the KL per latent dimension (nats), sorted as stored, with the collapse
+    threshold drawn; collapsed dimensions in gray."""
+    values = [float(v) for v in kl if v is not None]
+    if not values:
+        return False
+    with rc():
+        width = min(9.0, max(3.4, 0.18 * len(values) + 1.5))
+        fig, axes = figure(1, width=width, height=2.6)
+        ax = axes[0]
+        colours = ["0.65" if v < threshold else "C0" for v in values]
+        ax.bar(range(len(values)), values, color=colours)
+        ax.axhline(threshold, color="C3", linewidth=0.8, linestyle="--", label="collapse threshold")
+        ax.set_xlabel("latent dimension")
+        ax.set_ylabel("KL (nats)")
+        ax.set_title("KL per latent dimension (test mean)")
+        if len(values) <= 16:
+            ax.set_xticks(range(len(values)), [str(i) for i in range(len(values))])
+        else:
+            from aebench.report.plots.base import integer_ticks
+
+            ax.xaxis.set_major_locator(integer_ticks())
+        ax.grid(axis="x", visible=False)
+        ax.legend(loc="upper right")
+        save_figure(fig, path)
+    return True
