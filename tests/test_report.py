@@ -1347,3 +1347,16 @@ def test_run_page_plots_kl_per_dimension(site: Path) -> None:
         assert f'<a href="{src}"><img' in html, src
     # resolved settings: the hidden sizes actually built, not the requested null
     assert "<dt>hidden_dims</dt><dd>32x64</dd>" in html
+
+
+def test_compact_html_folds_white_space_between_tags_only() -> None:
+    from aebench.report.render import compact_html
+
+    page = (
+        "<div>\n  <p>a  b</p>\n  <p>c</p>\n<pre>x\n  <b>y</b>\n</pre>"
+        "<script>if (a > b)\n  c < d</script>\n</div>"
+    )
+    out = compact_html(page)
+    assert out.startswith("<div> <p>a  b</p> <p>c</p>")  # one space: renders the same
+    assert "<pre>x\n  <b>y</b>\n</pre>" in out  # verbatim blocks untouched
+    assert "<script>if (a > b)\n  c < d</script>" in out

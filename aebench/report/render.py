@@ -25,6 +25,7 @@ items are done.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -79,6 +80,25 @@ def _env():
     return env
 
 
+_VERBATIM = re.compile(r"(<(pre|script|style|textarea)\b.*?</\2>)", re.S | re.I)
+_BETWEEN_TAGS = re.compile(r">\s*\n\s*<")
+
+
+def compact_html(html: str) -> str:
+    """``html`` with each line break and indentation between tags folded into one space
+    (which renders the same: HTML collapses white space), leaving ``pre``/``script``/``style``/``textarea`` verbatim. Hand-written
+    rather than a minifier dependency: one regex is all the site needs."""
+    parts = _VERBATIM.split(html)
+    out = []
+    for i, part in enumerate(parts):
+        kind = i % 3  # split() yields: text, whole verbatim block, its tag name, text, ...
+        if kind == 0:
+            out.append(_BETWEEN_TAGS.sub("> <", part))
+        elif kind == 1:
+            out.append(part)
+    return "".join(out)
+
+
 class _Site:
     def __init__(self, root: Path, reuse: bool) -> None:
         self.root = root
@@ -103,6 +123,8 @@ class _Site:
         return target.stat().st_mtime >= newest
 
     def write_text(self, rel: str, text: str) -> None:
+        if rel.endswith(".html"):
+            text = compact_html(text)
         self.path(rel).write_text(text, encoding="utf-8")
 
     def copy(self, src: Path, rel: str) -> None:
