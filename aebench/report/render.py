@@ -86,8 +86,9 @@ _BETWEEN_TAGS = re.compile(r">\s*\n\s*<")
 
 def compact_html(html: str) -> str:
     """``html`` with each line break and indentation between tags folded into one space
-    (which renders the same: HTML collapses white space), leaving ``pre``/``script``/``style``/``textarea`` verbatim. Hand-written
-    rather than a minifier dependency: one regex is all the site needs."""
+    (which renders the same: HTML collapses white space), leaving ``pre``, ``script``,
+    ``style`` and ``textarea`` verbatim. Hand-written rather than a minifier
+    dependency: one regex is all the site needs."""
     parts = _VERBATIM.split(html)
     out = []
     for i, part in enumerate(parts):
