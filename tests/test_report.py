@@ -1360,3 +1360,13 @@ def test_compact_html_folds_white_space_between_tags_only() -> None:
     assert out.startswith("<div> <p>a  b</p> <p>c</p>")  # one space: renders the same
     assert "<pre>x\n  <b>y</b>\n</pre>" in out  # verbatim blocks untouched
     assert "<script>if (a > b)\n  c < d</script>" in out
+
+
+def test_every_page_uses_the_one_local_stylesheet(site: Path) -> None:
+    pages = [site / "index.html", *sorted((site / "runs").glob("*.html"))]
+    assert len(pages) > 1 and (site / "style.css").stat().st_size > 1000
+    for page in pages:
+        html = page.read_text()
+        (href,) = re.findall(r'<link rel="stylesheet" href="([^"]+)">', html)
+        assert (page.parent / href).resolve() == (site / "style.css").resolve(), page
+        assert "<style>" not in html

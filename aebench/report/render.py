@@ -80,6 +80,7 @@ def _env():
     return env
 
 
+TEMPLATES = Path(__file__).parent / "templates"
 _VERBATIM = re.compile(r"(<(pre|script|style|textarea)\b.*?</\2>)", re.S | re.I)
 _BETWEEN_TAGS = re.compile(r">\s*\n\s*<")
 
@@ -478,7 +479,7 @@ def _build(
         ]
         rctx["latent_caption"] = _latent_caption(record)
         rctx["leaderboard_href"] = f"../index.html#ds-{ds_slugs.get(rctx['dataset'], '')}"
-        site.write_text(f"runs/{slug}.html", run_template.render(run=rctx, **common))
+        site.write_text(f"runs/{slug}.html", run_template.render(run=rctx, root="../", **common))
         emit("run pages", i, len(records), record.run_id)
 
     emit("comparison plots", 0, len(ctx["datasets"]))
@@ -515,7 +516,9 @@ def _build(
     emit("downloads", 1, 1)
 
     emit("index", 0, 1)
-    index = env.get_template("index.html.j2").render(ctx=ctx, **common)
+    # One stylesheet for every page of the site, rather than a copy in each.
+    site.write_text("style.css", (TEMPLATES / "site.css").read_text(encoding="utf-8"))
+    index = env.get_template("index.html.j2").render(ctx=ctx, root="", **common)
     site.write_text("index.html", index)
     site.prune()
     emit("index", 1, 1)
