@@ -121,6 +121,16 @@ def missing_extra(package: str, extra: str) -> ConfigError:
     )
 
 
+def require_module(module: str, extra: str) -> None:
+    """Import ``module`` or raise the one-line :func:`missing_extra` error for ``extra``."""
+    import importlib
+
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        raise missing_extra(module, extra) from None
+
+
 def get_executor(name: str) -> Executor:
     """The executor function for ``name``; a missing optional extra is a one-line error
     here, before anything runs (Ray and submitit are imported only when chosen)."""

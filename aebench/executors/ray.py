@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from aebench.execute import Outcome, execute_run
-from aebench.executors import ExecutionSettings, Job, missing_extra
+from aebench.executors import ExecutionSettings, Job, require_module
 from aebench.plan import RunConfig
 from aebench.progress import FromWorker, OnEvent, Stage
 from aebench.store import LEASE_SECONDS
@@ -26,10 +26,7 @@ MAX_RETRIES = 2
 
 
 def require() -> None:
-    try:
-        import ray  # noqa: F401
-    except ImportError:
-        raise missing_extra("ray", "ray") from None
+    require_module("ray", "ray")
 
 
 def execute(

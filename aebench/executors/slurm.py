@@ -24,7 +24,7 @@ from typing import Any
 
 from aebench.errors import ConfigError
 from aebench.execute import Outcome, execute_run
-from aebench.executors import ExecutionSettings, Job, missing_extra
+from aebench.executors import ExecutionSettings, Job, require_module
 from aebench.plan import RunConfig
 from aebench.progress import Message, OnEvent, RunEnded, RunStarted, Stage
 from aebench.store import LEASE_SECONDS
@@ -34,10 +34,7 @@ RESUBMITS = 1
 
 
 def require() -> None:
-    try:
-        import submitit  # noqa: F401
-    except ImportError:
-        raise missing_extra("submitit", "slurm") from None
+    require_module("submitit", "slurm")
 
 
 def execute(

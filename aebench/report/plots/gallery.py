@@ -8,19 +8,16 @@ the originals once and every configuration's reconstructions under them.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 
 def split_recon(src: Path, originals: Path | None, recons: Path) -> bool:
     """Write the top row of ``src`` to ``originals`` (when given) and the bottom row to
     ``recons`` (gray images as 8-bit gray). False when ``src`` is not a two-row grid."""
     import numpy as np
-    from PIL import Image
 
-    try:
-        with Image.open(src) as im:
-            im.load()
-            rgb = im.convert("RGB")
-    except OSError:
+    rgb = _open_rgb(src)
+    if rgb is None:
         return False
     w, h = rgb.size
     if h < 8 or w < 8:
@@ -41,13 +38,8 @@ def crop_grid_rows(src: Path, dst: Path, rows: int = 2, ncols: int = 8, padding:
     """The first ``rows`` rows of a torchvision grid of square tiles, ``ncols`` a row
     (the runner's 8 x 8 sample grid), written to ``dst``. False if ``src`` is unreadable
     or smaller than that."""
-    from PIL import Image
-
-    try:
-        with Image.open(src) as im:
-            im.load()
-            image = im.convert("RGB")
-    except OSError:
+    image = _open_rgb(src)
+    if image is None:
         return False
     w, h = image.size
     tile = (w - padding * (ncols + 1)) // ncols
@@ -72,3 +64,15 @@ def tile_scale(src: Path, rows: int = 2, padding: int = 2, target: int = 28) -> 
         return 1
     tile = max(1, (h - padding * (rows + 1)) // rows)
     return max(1, -(-target // tile))
+
+
+def _open_rgb(src: Path) -> Any:
+    """``src`` as an RGB PIL image, None when it cannot be read."""
+    from PIL import Image
+
+    try:
+        with Image.open(src) as im:
+            im.load()
+            return im.convert("RGB")
+    except OSError:
+        return None

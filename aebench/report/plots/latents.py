@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -91,17 +92,7 @@ def plot_latents(
             else:
                 labels = np.unique(y)
                 colours = cmap("tab10" if len(labels) <= 10 else "tab20")
-                for i, label in enumerate(labels):
-                    mask = y == label
-                    ax.scatter(
-                        xy[mask, 0],
-                        xy[mask, 1],
-                        s=4,
-                        alpha=0.7,
-                        linewidths=0,
-                        color=colours(i % colours.N),
-                        label=_class_name(label, class_names),
-                    )
+                _scatter_classes(ax, xy, y, labels, colours, class_names, size=4)
             ax.set_title(f"{name}, d={d}, n={len(z)}")
             if d > 2:  # projected axes have no meaningful units
                 ax.set_xticks([])
@@ -210,17 +201,7 @@ def plot_latent_maps(
             if y is None or len(y) != len(z):
                 ax.scatter(z[:, 0], z[:, 1], s=3, alpha=0.6, linewidths=0, color="0.3")
             else:
-                for i, label in enumerate(labels_all):
-                    mask = y == label
-                    ax.scatter(
-                        z[mask, 0],
-                        z[mask, 1],
-                        s=3,
-                        alpha=0.7,
-                        linewidths=0,
-                        color=colours(i % colours.N),
-                        label=_class_name(label, class_names),
-                    )
+                _scatter_classes(ax, z, y, labels_all, colours, class_names, size=3)
             ax.set_title(str(m["label"]), fontsize=9)
         handles, names = axes[0].get_legend_handles_labels()
         if handles and len(handles) <= 20:
@@ -261,3 +242,26 @@ def plot_kl_per_dim(kl: Sequence[float], path: Path, threshold: float = 0.01) ->
         ax.legend(loc="upper right")
         save_figure(fig, path)
     return True
+
+
+def _scatter_classes(
+    ax: Any,
+    xy: np.ndarray,
+    y: np.ndarray,
+    labels: np.ndarray,
+    colours: Any,
+    class_names: Sequence[str] | None,
+    size: float,
+) -> None:
+    """One scatter per class of ``labels`` (colour ``i`` of ``colours``), named for a legend."""
+    for i, label in enumerate(labels):
+        mask = y == label
+        ax.scatter(
+            xy[mask, 0],
+            xy[mask, 1],
+            s=size,
+            alpha=0.7,
+            linewidths=0,
+            color=colours(i % colours.N),
+            label=_class_name(label, class_names),
+        )
