@@ -291,3 +291,19 @@ def test_check_model_runs_everything_on_a_spec() -> None:
     testing.check_model(spec, input_shapes=[(1, 8, 8), (1, 5, 7)], skip=["training"])
     with pytest.raises(KeyError, match="unknown check"):
         testing.check_model(spec, skip=["nope"])
+
+
+def test_gmm_fit_does_not_depend_on_blas_threads() -> None:
+    """The ex-post mixture is fitted with one BLAS thread (faster and the same on every
+    machine): the caller's thread pool setting does not change it."""
+    from threadpoolctl import threadpool_limits
+
+    from aebench.models.density import fit_gmm
+
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(4000, 16, generator=g) + 3 * torch.randint(0, 4, (4000, 1), generator=g)
+    with threadpool_limits(limits=1):
+        one = fit_gmm(z, 10)
+    with threadpool_limits(limits=2):
+        two = fit_gmm(z, 10)
+    assert all(torch.equal(a, b) for a, b in zip(one, two, strict=True))

@@ -14,8 +14,7 @@ import torch
 
 from aebench.datasets.base import ImageSet
 from aebench.metrics import hook
-from aebench.metrics._util import eval_mode
-from aebench.metrics.nll import fixed_subset
+from aebench.metrics._util import eval_mode, fixed_subset
 from aebench.models.base import AutoEncoder
 from aebench.specs import MetricColumn, MetricOption, MetricSpec
 
@@ -58,11 +57,14 @@ def probe_accuracy(
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    from aebench.threads import single_threaded
+
     z_tr = latent_means(model, tr, device).double().numpy()
     z_te = latent_means(model, te, device).double().numpy()
     clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
-    clf.fit(z_tr, tr.labels.numpy())
-    return float(clf.score(z_te, te.labels.numpy()))
+    with single_threaded():  # small matrices: faster without BLAS threads (aebench.threads)
+        clf.fit(z_tr, tr.labels.numpy())
+        return float(clf.score(z_te, te.labels.numpy()))
 
 
 # -- the metric ---------------------------------------------------------------------

@@ -19,6 +19,8 @@ def fit_gmm(
     """(weights ``(K,)``, means ``(K, d)``, Cholesky factors ``(K, d, d)``), float64, CPU."""
     from sklearn.mixture import GaussianMixture
 
+    from aebench.threads import single_threaded
+
     z = latents.detach().to("cpu", torch.float64).numpy()
     if z.ndim != 2:
         raise ValueError(f"expected latents of shape (N, d), got {tuple(z.shape)}")
@@ -27,7 +29,8 @@ def fit_gmm(
             f"a {components}-component mixture needs at least {max(components, 2)} latents, "
             f"got {z.shape[0]}"
         )
-    gmm = GaussianMixture(components, covariance_type="full", random_state=0).fit(z)
+    with single_threaded():  # 4x faster on small problems (see aebench.threads)
+        gmm = GaussianMixture(components, covariance_type="full", random_state=0).fit(z)
     chol = np.linalg.cholesky(gmm.covariances_)
     return (
         torch.as_tensor(gmm.weights_),

@@ -22,9 +22,10 @@ def embed(z: np.ndarray, method: str, seed: int) -> np.ndarray:
     # before the limit is set, so threadpoolctl sees their OpenMP runtime.
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
-    from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=1):
+    from aebench.threads import single_threaded
+
+    with single_threaded():
         if method == "PCA":
             return PCA(n_components=2, random_state=seed).fit_transform(z)
         perplexity = float(min(30.0, max(2.0, (len(z) - 1) / 3)))
