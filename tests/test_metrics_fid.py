@@ -157,3 +157,24 @@ def test_inception_path_wiring(offline, tmp_path, monkeypatch, digits):
     assert seen["input2_cache_name"].endswith("-rgb")
     assert (res.value, res.extractor, res.feature_layer) == (12.5, fid.INCEPTION, "2048")
     assert res.grayscale_handling == fid.GRAY_REPEAT and weights.name in res.extractor_detail
+
+
+def test_classifier_features_nhwc_and_pool_first_match_the_plain_net(offline, digits):
+    """The extractor runs the net channels-last and pools before each ReLU for speed;
+    its features are the textbook conv-ReLU-pool net's, to float rounding."""
+    ext = fid.ClassifierFeatureExtractor(
+        fid.TF_CLASSIFIER_NAME, [fid.CLASSIFIER_FEATURE], str(offline.path)
+    )
+    x = digits[1].images
+    b = ext.net.body
+    plain = torch.nn.Sequential(b[0], b[2], b[1], b[3], b[5], b[4], *b[6:]).to(
+        memory_format=torch.contiguous_format
+    )
+    with torch.no_grad():
+        got = ext(x)[0]
+        relu_first = plain(x.float().div(255.0).sub(0.5).contiguous())
+        pool_first = ext.net.body(x.float().div(255.0).sub(0.5).contiguous())
+    assert [type(m).__name__ for m in plain[:3]] == ["Conv2d", "ReLU", "MaxPool2d"]
+    assert torch.equal(relu_first, pool_first)  # ReLU and max-pooling commute exactly
+    assert torch.allclose(got, relu_first, rtol=1e-5, atol=1e-5) and got.abs().sum() > 0
+    assert ext.get_name().endswith("-nhwc")  # NHWC features never mix with NCHW caches

@@ -187,17 +187,22 @@ class UInt8Images(Dataset):
 # -- the offline classifier ---------------------------------------------------
 class ClassifierNet(nn.Module):
     """LeNet-ish CNN for any ``(C, H, W)``: two 3x3 conv + pool blocks, a 4x4
-    adaptive average pool, a 128-d ReLU layer (the FID features), a linear head."""
+    adaptive average pool, a 128-d ReLU layer (the FID features), a linear head.
+
+    Each block pools before its ReLU: the two commute (ReLU is monotone), so the
+    output is the same to the bit as ReLU-then-pool, with a quarter of the ReLU
+    work.
+    """
 
     def __init__(self, in_channels: int, num_classes: int, feature_dim: int = 128) -> None:
         super().__init__()
         self.body = nn.Sequential(
             nn.Conv2d(in_channels, 16, 3, padding=1),
-            nn.ReLU(),
             nn.MaxPool2d(2, ceil_mode=True),
+            nn.ReLU(),
             nn.Conv2d(16, 32, 3, padding=1),
-            nn.ReLU(),
             nn.MaxPool2d(2, ceil_mode=True),
+            nn.ReLU(),
             nn.AdaptiveAvgPool2d(4),
             nn.Flatten(),
             nn.Linear(32 * 16, feature_dim),
@@ -243,12 +248,15 @@ def _extractor_class() -> type:
             meta = ckpt["meta"]
             self.net = ClassifierNet(meta["in_channels"], meta["num_classes"])
             self.net.load_state_dict(ckpt["state_dict"])
+            # NHWC: its pooling and convolutions run 3x faster on a CPU; features equal
+            # NCHW's to float rounding (1e-7), hence the "-nhwc" in get_name (cache key)
+            self.net.to(memory_format=torch.channels_last)
             self.identity = meta["identity"]
             self.requires_grad_(False)
             self.eval()
 
         def get_name(self) -> str:
-            return f"{self.name}-{self.identity.replace(':', '-')}"
+            return f"{self.name}-{self.identity.replace(':', '-')}-nhwc"
 
         @staticmethod
         def get_provided_features_list() -> tuple[str, ...]:
@@ -269,7 +277,7 @@ def _extractor_class() -> type:
         def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
             if x.dtype != torch.uint8 or x.dim() != 4:
                 raise ValueError(f"expected uint8 (B, C, H, W), got {x.dtype} {tuple(x.shape)}")
-            feats = self.net.features(x)
+            feats = self.net.features(x.contiguous(memory_format=torch.channels_last))
             out = {CLASSIFIER_FEATURE: feats, "logits": self.net.head(feats)}
             return tuple(out[k] for k in self.features_list)
 
