@@ -15,7 +15,7 @@ from prdc import compute_prdc
 import aebench
 from aebench.metrics import EvalContext, evaluate, fid, generate_samples
 from aebench.metrics import samples as sm
-from aebench.metrics._util import encode_all
+from aebench.metrics._util import encode_all, fixed_indices
 from aebench.models.base import AutoEncoder, Encoding, ModelConfig
 
 SPECS = [fid.METRIC, sm.METRIC]
@@ -67,13 +67,10 @@ def _noisy(images: torch.Tensor, levels: int, seed: int = 0) -> torch.Tensor:
 
 
 # -- against the reference implementations ----------------------------------------------
-def test_kid_precision_recall_equal_torch_fidelity(offline, digits):
-    train, test = digits
-    images = _noisy(train.images[:300], 24)
-    out = _evaluate(Replay(images), train, test)
-    direct = torch_fidelity.calculate_metrics(
+def _torch_fidelity(offline, images: torch.Tensor, real: torch.Tensor) -> dict:
+    return torch_fidelity.calculate_metrics(
         input1=fid.UInt8Images(images),
-        input2=fid.UInt8Images(test.images),
+        input2=fid.UInt8Images(real),
         fid=True,
         kid=True,
         prc=True,
@@ -90,12 +87,27 @@ def test_kid_precision_recall_equal_torch_fidelity(offline, digits):
         verbose=False,
         save_cpu_ram=True,
     )
+
+
+def test_kid_precision_recall_equal_torch_fidelity(offline, digits):
+    train, test = digits
+    images = _noisy(train.images[:300], 24)
+    out = _evaluate(Replay(images), train, test)
+    # FID and KID against the whole test split; precision and recall against as many
+    # test images as samples (a fixed subset), as Kynkäänniemi et al. compare them
+    direct = _torch_fidelity(offline, images, test.images)
+    index = fixed_indices(len(test), 300)
+    assert index is not None and len(index) == 300 < len(test)
+    same_n = _torch_fidelity(offline, images, test.images[index])
+    assert out["prdc_real_images"] == 300
     assert out["kid_subset_size"] == 300 and out["kid_subsets"] == 10
     assert out["kid"] == pytest.approx(direct[torch_fidelity.KEY_METRIC_KID_MEAN], rel=1e-6)
     assert out["kid_std"] == pytest.approx(direct[torch_fidelity.KEY_METRIC_KID_STD], rel=1e-6)
     # torch-fidelity returns float32 shares; ours are the same counts in float64
-    assert out["precision"] == pytest.approx(direct[torch_fidelity.KEY_METRIC_PRECISION], abs=1e-7)
-    assert out["recall"] == pytest.approx(direct[torch_fidelity.KEY_METRIC_RECALL], abs=1e-7)
+    assert out["precision"] == pytest.approx(same_n[torch_fidelity.KEY_METRIC_PRECISION], abs=1e-7)
+    assert out["recall"] == pytest.approx(same_n[torch_fidelity.KEY_METRIC_RECALL], abs=1e-7)
+    # the real set matters: against all test images precision and recall differ
+    assert out["recall"] != pytest.approx(direct[torch_fidelity.KEY_METRIC_RECALL], abs=1e-7)
     assert 0 < out["precision"] < 1 and 0 < out["recall"] < 1  # a case that discriminates
     assert out["fid"] == pytest.approx(direct[torch_fidelity.KEY_METRIC_FID], rel=1e-6)
     assert out["precision_k"] == 3 and out["density_k"] == 5
@@ -114,6 +126,27 @@ def test_density_coverage_equal_prdc(features):
     assert (ours.precision, ours.recall) == pytest.approx((ref3["precision"], ref3["recall"]))
     # blocks smaller than the sets give the same numbers
     assert sm.prdc(fake, test_f, block=64) == ours
+
+
+def test_density_coverage_use_as_many_real_images_as_samples(offline, digits, features):
+    train, test = digits
+    _, test_f = features
+    images = _noisy(train.images[:300], 24)
+    out = _evaluate(Replay(images), train, test)
+    ext = fid.ClassifierFeatureExtractor(
+        fid.TF_CLASSIFIER_NAME, [fid.CLASSIFIER_FEATURE], str(offline.path)
+    )
+    with torch.no_grad():
+        fake = ext(images)[0]
+    real = test_f[fixed_indices(len(test), 300)]
+    ref = compute_prdc(real.numpy(), fake.numpy(), nearest_k=5)
+    assert out["density"] == pytest.approx(ref["density"], rel=1e-6)
+    assert out["coverage"] == pytest.approx(ref["coverage"], abs=1e-12)
+    # with more samples than test images, every test image is a real one
+    many = _evaluate(
+        Replay(train.images[: len(test) + 10]), train, test, fid_samples=len(test) + 10
+    )
+    assert many["prdc_real_images"] == len(test)
 
 
 def test_prdc_against_prdc_on_random_features():

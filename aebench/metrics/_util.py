@@ -1,13 +1,19 @@
-"""Small helpers shared by the metric modules (eval mode, seeded global RNG)."""
+"""Small helpers shared by the metric modules (eval mode, seeded global RNG, fixed subsets)."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from aebench.datasets.base import ImageSet
+
+SUBSET_SEED = 0
+"""Seed of the permutation every fixed evaluation subset is taken from."""
 
 
 @contextlib.contextmanager
@@ -51,3 +57,19 @@ def encode_all(
                 logvars.append(enc.logvar.float().cpu())
     mean = torch.cat(means)
     return mean, (torch.cat(logvars) if len(logvars) == len(means) else None)
+
+
+def fixed_indices(size: int, n: int | None) -> torch.Tensor | None:
+    """The first ``n`` of a permutation of ``range(size)`` seeded with
+    :data:`SUBSET_SEED`, sorted; None (all) when ``n`` is None or >= ``size``."""
+    if n is None or n >= size:
+        return None
+    perm = torch.randperm(size, generator=torch.Generator().manual_seed(SUBSET_SEED))
+    return perm[:n].sort().values
+
+
+def fixed_subset(data: ImageSet, n: int | None) -> ImageSet:
+    """The images of :func:`fixed_indices` (in index order); all of ``data`` when ``n``
+    is None or >= its length. The same for every model and run seed."""
+    index = fixed_indices(len(data), n)
+    return data if index is None else data.subset(index)

@@ -19,24 +19,13 @@ import torch
 
 from aebench.datasets.base import ImageSet
 from aebench.metrics import hook
-from aebench.metrics._util import eval_mode, seeded
+from aebench.metrics._util import eval_mode, fixed_subset, seeded
 from aebench.metrics.losses import bits_per_dim
 from aebench.models.base import AutoEncoder
 from aebench.specs import MetricColumn, MetricOption, MetricSpec
 
 if TYPE_CHECKING:
     from aebench.metrics import EvalContext
-
-SUBSET_SEED = 0
-
-
-def fixed_subset(data: ImageSet, n: int | None) -> ImageSet:
-    """The first ``n`` images of a permutation seeded with :data:`SUBSET_SEED`
-    (sorted back into index order); all of ``data`` when ``n`` is None or >= len."""
-    if n is None or n >= len(data):
-        return data
-    perm = torch.randperm(len(data), generator=torch.Generator().manual_seed(SUBSET_SEED))
-    return data.subset(perm[:n].sort().values)
 
 
 @torch.no_grad()

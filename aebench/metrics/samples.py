@@ -18,15 +18,20 @@ by extractor and sample count.
 ``precision``, ``recall``
     Improved precision and recall (Kynkäänniemi et al. 2019) with k = 3, as
     torch-fidelity computes them: a sample counts towards precision when it lies
-    within (``<=``) the distance from some test image to that image's 3rd
-    nearest test neighbour; recall is the same with the roles swapped.
+    within (``<=``) the distance from some real image to that image's 3rd
+    nearest real neighbour; recall is the same with the roles swapped. The real
+    images of these four metrics are as many test images as there are samples
+    (a fixed subset, :func:`aebench.metrics._util.fixed_indices`; all of the
+    test split when it is not larger), since both papers compare equal numbers
+    and the values move with the ratio; the count is stored as
+    ``prdc_real_images``.
 
 ``density``, ``coverage``
     Naeem et al. 2020 with k = 5, as their ``prdc`` package computes them
-    (strict ``<``): density is the number of test images' 5-NN balls containing
+    (strict ``<``): density is the number of real images' 5-NN balls containing
     a sample, averaged over samples and divided by 5 (≈1 when samples are
     distributed like the data, above 1 when they crowd its dense regions);
-    coverage is the share of test images whose 5-NN ball contains a sample.
+    coverage is the share of real images whose 5-NN ball contains a sample.
 
 ``novelty``, ``memorised``
     How close samples are to the images the model trained on, relative to
@@ -61,6 +66,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from aebench.metrics import hook
+from aebench.metrics._util import fixed_indices
 from aebench.metrics.fid import (
     EXPOST_LABEL,
     EXPOST_SAMPLES,
@@ -94,6 +100,8 @@ distances equal torch-fidelity's to the bit)."""
 
 # -- distances ------------------------------------------------------------------
 def _cdist(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    if len(y) <= CHUNK:  # one call: no copy through torch.cat
+        return torch.cdist(x, y)
     return torch.cat([torch.cdist(x, part) for part in y.split(CHUNK)], dim=1)
 
 
@@ -268,6 +276,7 @@ DETAIL_KEYS = (
     "kid_subset_size",
     "precision_k",
     "density_k",
+    "prdc_real_images",
     "novelty_train_images",
     "novelty_train_total",
 )
@@ -287,8 +296,13 @@ def compute(ctx: EvalContext) -> dict[str, Any]:
     feats = eval_features(ctx)
     real = feats.test()
     device = ctx.device
+    # precision/recall/density/coverage: as many real images as samples (a fixed subset)
+    index = fixed_indices(len(real), n)
+    real_n = real if index is None else real[index]
     radii = feats.cached(
-        ctx.test, f"knn-radii-{PR_K}-{DC_K}", lambda: real_radii(real, device=device)
+        ctx.test,
+        f"knn-radii-{PR_K}-{DC_K}-{len(real_n)}",
+        lambda: real_radii(real_n, device=device),
     )
     subsets = ctx.option("kid_subsets")
     size = min(KID_SUBSET_SIZE, n, len(real))
@@ -305,7 +319,7 @@ def compute(ctx: EvalContext) -> dict[str, Any]:
         sfx = sampler_suffix(sampler)
         fake = feats.samples(sampler)
         out[f"kid{sfx}"], out[f"kid_std{sfx}"] = kid(fake, real, subsets, size)
-        for key, value in prdc(fake, real, radii=radii, device=device).to_dict().items():
+        for key, value in prdc(fake, real_n, radii=radii, device=device).to_dict().items():
             out[key + sfx] = value
         if n_train:
             value = novelty(fake, train, test_median=test_median, device=device)
@@ -316,6 +330,7 @@ def compute(ctx: EvalContext) -> dict[str, Any]:
         kid_subset_size=size,
         precision_k=PR_K,
         density_k=DC_K,
+        prdc_real_images=len(real_n),
         novelty_train_images=n_train or None,
         novelty_train_total=len(ctx.train) if n_train else None,
     )
@@ -345,28 +360,30 @@ _COLUMNS = (
         "precision",
         "Precision",
         "max",
-        "Share of {samples} within the 3-NN ball of a test image (Kynkäänniemi et al. 2019, "
-        "torch-fidelity)",
+        "Share of {samples} within the 3-NN ball of a real image (Kynkäänniemi et al. 2019, "
+        "torch-fidelity); real images: as many test images as samples",
     ),
     _Column(
         "recall",
         "Recall",
         "max",
-        "Share of test images within the 3-NN ball of one of the {samples} (Kynkäänniemi et "
-        "al. 2019, torch-fidelity)",
+        "Share of real images within the 3-NN ball of one of the {samples} (Kynkäänniemi et "
+        "al. 2019, torch-fidelity); real images: as many test images as samples",
     ),
     _Column(
         "density",
         "Density",
         "max",
-        "Test images' 5-NN balls containing a sample, per sample and divided by 5, for the "
-        "{samples} (Naeem et al. 2020; ≈1 like the data, >1 crowding dense regions)",
+        "Real images' 5-NN balls containing a sample, per sample and divided by 5, for the "
+        "{samples} (Naeem et al. 2020; ≈1 like the data, >1 crowding dense regions); real "
+        "images: as many test images as samples",
     ),
     _Column(
         "coverage",
         "Coverage",
         "max",
-        "Share of test images whose 5-NN ball contains one of the {samples} (Naeem et al. 2020)",
+        "Share of real images whose 5-NN ball contains one of the {samples} (Naeem et al. "
+        "2020); real images: as many test images as samples",
     ),
     _Column(
         "novelty",
@@ -445,7 +462,7 @@ METRIC = MetricSpec(
             int,
             10000,
             "first training images novelty measures distances to (0: skip novelty)",
-            {"smoke": 2000, "quick": 10000, "full": 60000},
+            {"smoke": 2000, "quick": 5000, "full": 60000},
             minimum=0,
         ),
     ),
