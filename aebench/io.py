@@ -11,15 +11,30 @@ from pathlib import Path
 from typing import Any
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)  # the only portable way to read it: set, then restore
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()
+"""What ``open()`` would give a new file (read at import, before any thread starts)."""
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]):
-    """Yield a temp path beside ``path``; on success rename it over ``path``."""
+    """Yield a temp path beside ``path``; on success rename it over ``path``.
+
+    The file gets the permissions of a file ``open()`` creates (0644 with the
+    usual umask), not ``mkstemp``'s private 0600, so that colleagues sharing a
+    results folder can read it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -170,3 +171,19 @@ def test_locate_accepts_the_output_its_runs_folder_and_a_run(finished):
     assert store.root == finished and run_id == run.name
     with pytest.raises(aebench.errors.DataError, match="not an aebench output folder"):
         RunStore.locate(run / "images")
+
+
+def test_stored_files_are_readable_like_any_new_file(tmp_path):
+    """Atomic writes go through mkstemp (mode 0600); the stored file gets the mode a
+    plain open() gives, so a shared results folder stays readable by the group."""
+    from aebench import io as aio
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    aio.write_json(tmp_path / "metrics.json", {"a": 1})
+    aio.save_with(tmp_path / "w.bin", lambda p: p.write_bytes(b"0"))
+    for name in ("metrics.json", "w.bin"):
+        mode = (tmp_path / name).stat().st_mode & 0o777
+        assert mode == plain.stat().st_mode & 0o777 == 0o666 & ~mask, name
