@@ -174,10 +174,6 @@ class Benchmark:
 
             get_executor(self.execution.executor)  # a missing optional extra fails here
         warm_shared(self.pending(), self.data, on_event or ignore)
-        if self.execution.executor == "local":
-            from aebench.metrics import import_libraries
-
-            import_libraries()  # cells may run in this process: not in the first eval
 
     def execute(self, on_event: OnEvent | None = None) -> Summary:
         from aebench.executors import Job, get_executor

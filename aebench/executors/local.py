@@ -41,6 +41,9 @@ def execute(
         return
     devices = resolve_devices(cells[0].device, settings.devices)
     if settings.workers == 1 or len(cells) == 1:
+        from aebench.metrics import import_libraries
+
+        import_libraries()  # once per process, not inside the first run's eval_seconds
         threads = settings.threads
         for i, run in enumerate(cells, start=first_index + 1):
             yield execute_run(

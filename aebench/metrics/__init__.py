@@ -300,8 +300,9 @@ def generate_samples(
 def import_libraries() -> None:
     """Import the libraries the built-in metrics use: torch-fidelity (with the
     torchvision models it loads) and scikit-learn's estimators, about 2 s on a
-    2-core CPU. Runners call it once per process before the first cell, so that
-    this cost is not counted in the first run's ``eval_seconds``."""
+    2-core CPU. The local executor calls it before its first in-process cell (its
+    worker pool preloads it), so that this cost is not counted in the first run's
+    ``eval_seconds``."""
     import sklearn.linear_model
     import sklearn.mixture  # noqa: F401
     import torch_fidelity  # noqa: F401
