@@ -122,3 +122,30 @@ def finished(tmp_path_factory) -> Path:
     )
     assert [o.status for o in summary.outcomes] == ["done", "done"]
     return out
+
+
+# -- the report tests' fake benchmark (tests/report_helpers.py), built once per session --
+@pytest.fixture(scope="session")
+def bench(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fake benchmark output dir (``report_helpers.make_benchmark_dir``); do not modify."""
+    from report_helpers import make_benchmark_dir
+
+    return make_benchmark_dir(tmp_path_factory.mktemp("bench"))
+
+
+@pytest.fixture(scope="session")
+def ctx(bench: Path) -> dict:
+    """The leaderboard context of ``bench``."""
+    from report_helpers import _context
+
+    return _context(bench)
+
+
+@pytest.fixture(scope="session")
+def site(bench: Path) -> Path:
+    """The site built from ``bench`` (``<bench>/site``)."""
+    from aebench.report import build_site
+
+    index = build_site(bench)
+    assert index == bench / "site" / "index.html"
+    return index.parent

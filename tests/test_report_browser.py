@@ -33,8 +33,8 @@ VIEWPORTS = {"desktop": (1280, 800), "phone": (390, 844)}
 
 
 def _load_helpers() -> Any:
-    """tests/test_report.py, loaded by path (works whatever pytest's import mode)."""
-    path = Path(__file__).with_name("test_report.py")
+    """tests/report_helpers.py, loaded by path (works whatever pytest's import mode)."""
+    path = Path(__file__).with_name("report_helpers.py")
     spec = importlib.util.spec_from_file_location("_report_helpers", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
