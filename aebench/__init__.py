@@ -17,24 +17,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from aebench._version import __version__
 from aebench.hookspecs import hookimpl
 
-__version__ = "0.1.0"
-
 if TYPE_CHECKING:  # pragma: no cover  (names for type checkers; loaded lazily below)
-    from aebench.api import (  # noqa: F401
+    from aebench.catalog import (  # noqa: F401
         create_model,
         dataset_spec,
         get_dataset,
         list_datasets,
         list_models,
+        load_model,
         load_splits,
         model_spec,
-        run,
     )
+    from aebench.catalog import metric_specs as list_metrics  # noqa: F401
     from aebench.datasets.base import ImageSet  # noqa: F401
-    from aebench.metrics import metric_specs as list_metrics  # noqa: F401
     from aebench.models.base import AutoEncoder, Encoding, ModelConfig  # noqa: F401
+    from aebench.runner import run  # noqa: F401
     from aebench.specs import (  # noqa: F401
         DatasetOption,
         DatasetSpec,
@@ -45,14 +45,15 @@ if TYPE_CHECKING:  # pragma: no cover  (names for type checkers; loaded lazily b
     )
 
 _LAZY = {
-    "list_models": "aebench.api",
-    "create_model": "aebench.api",
-    "run": "aebench.api",
-    "model_spec": "aebench.api",
-    "list_datasets": "aebench.api",
-    "get_dataset": "aebench.api",
-    "dataset_spec": "aebench.api",
-    "load_splits": "aebench.api",
+    "list_models": "aebench.catalog",
+    "create_model": "aebench.catalog",
+    "run": "aebench.runner",
+    "model_spec": "aebench.catalog",
+    "list_datasets": "aebench.catalog",
+    "get_dataset": "aebench.catalog",
+    "dataset_spec": "aebench.catalog",
+    "load_splits": "aebench.catalog",
+    "load_model": "aebench.catalog",
     "ImageSet": "aebench.datasets.base",
     "AutoEncoder": "aebench.models.base",
     "Encoding": "aebench.models.base",
@@ -64,7 +65,7 @@ _LAZY = {
     "MetricOption": "aebench.specs",
     "DatasetOption": "aebench.specs",
 }
-_RENAMED = {"list_metrics": ("aebench.metrics", "metric_specs")}
+_RENAMED = {"list_metrics": ("aebench.catalog", "metric_specs")}
 
 __all__ = ["__version__", "hookimpl", *_LAZY, *_RENAMED]
 

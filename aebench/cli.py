@@ -2,10 +2,16 @@
 
 Errors the user can fix (:class:`aebench.errors.AebenchError`) print as one
 line on stderr and exit with status 2; ``--verbose`` adds the traceback.
+
+aebench's own modules are imported inside the commands, not at the top: most of
+them import torch (seconds), which ``aebench --help`` and ``--version`` must not
+wait for. This is the only module that defers imports of aebench modules
+(``tests/test_layers.py`` checks it).
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 import traceback
@@ -16,7 +22,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from aebench import __version__
+from aebench._version import __version__
 
 app = typer.Typer(
     name="aebench",
@@ -62,20 +68,11 @@ def _plugins():
 
 def _model_options(spec: Any) -> list[dict[str, Any]]:
     """The options (config fields) of a model: name, type, default, help."""
-    from dataclasses import fields
+    from aebench.options import config_options
 
-    from aebench.options import field_help, field_types, jsonable, type_name
-
-    types = field_types(spec.config_cls)
-    defaults = spec.config_cls().to_dict()
     return [
-        {
-            "name": f.name,
-            "type": type_name(types[f.name]),
-            "default": jsonable(defaults.get(f.name)),
-            "help": field_help(f),
-        }
-        for f in fields(spec.config_cls)
+        {k: v for k, v in o.describe().items() if k != "choices"}
+        for o in config_options(spec.config_cls)
     ]
 
 
@@ -201,14 +198,14 @@ def metrics_cmd(
     ] = False,
 ) -> None:
     """List the metrics every run is measured with: columns, units, direction, budgets."""
-    from aebench.metrics import markdown, metric_specs
+    from aebench.catalog import metric_specs, metrics_markdown
 
     specs = metric_specs()
     if as_json:
         _print_json([s.describe() for s in specs])
         return
     if as_markdown:
-        print(markdown(specs), end="")
+        print(metrics_markdown(specs), end="")
         return
     import shutil
     import textwrap
@@ -263,7 +260,7 @@ def plugins_cmd(
 
 
 def _run_help() -> str:
-    from aebench.plan import PROFILES
+    from aebench.profiles import PROFILES
 
     rows = "; ".join(
         f"{name}: {p['epochs']} epochs, train limit {p['limit'] or 'none'}"
@@ -281,6 +278,64 @@ def _run_help() -> str:
 
 def _say(message: str) -> None:
     err.print(message, markup=False, highlight=False)
+
+
+METRIC_PANEL = "Metric budgets (from the metric plugins; `aebench metrics` lists them)"
+
+
+def _metric_flag_parameters() -> list[inspect.Parameter]:
+    """``aebench run``'s metric flags, generated from the registered metric specs: one
+    option per :class:`~aebench.specs.MetricOption` that declares a ``flag``
+    (``--fid-samples``), one switch per ``off_flag`` (``--no-fid``). A metric
+    plugin gets its flags without touching this file."""
+    from aebench.catalog import option_specs
+
+    params = []
+    for opt in option_specs():
+        if opt.flag:
+            kind = opt.type if opt.type in (int, float) else str
+            help_ = f"{opt.help} [default: from the profile]."
+            option = typer.Option(opt.flag, help=help_, rich_help_panel=METRIC_PANEL)
+            params.append(_keyword(opt.name, Annotated[kind | None, option], None))
+        if opt.off_flag:
+            help_ = f"Switch it off: {opt.flag or opt.name} {opt.off_value}."
+            option = typer.Option(opt.off_flag, help=help_, rich_help_panel=METRIC_PANEL)
+            params.append(_keyword(f"{opt.name}__off", Annotated[bool, option], False))
+    return params
+
+
+def _keyword(name: str, annotation: Any, default: Any) -> inspect.Parameter:
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
+    )
+
+
+def _metric_flag_values(given: dict[str, Any]) -> dict[str, Any]:
+    """The metric options the generated flags set (``None``: not given)."""
+    from aebench.catalog import option_specs
+    from aebench.errors import ConfigError
+
+    out: dict[str, Any] = {}
+    for opt in option_specs():
+        value, off = given.get(opt.name), given.get(f"{opt.name}__off")
+        if off and value is not None:
+            raise ConfigError(f"{opt.off_flag} and {opt.flag} contradict each other: give one")
+        if off:
+            out[opt.name] = opt.off_value
+        elif value is not None:
+            out[opt.name] = value
+    return out
+
+
+def _add_metric_flags() -> None:
+    """Give ``run_cmd`` the generated metric flags (typer reads ``__signature__``)."""
+    fixed = [
+        p
+        for p in inspect.signature(run_cmd, eval_str=True).parameters.values()
+        if p.kind is not inspect.Parameter.VAR_KEYWORD
+    ]
+    fixed = fixed[:_RUN_FIXED_PARAMETERS]
+    vars(run_cmd)["__signature__"] = inspect.Signature([*fixed, *_metric_flag_parameters()])
 
 
 @app.command("run", help=_run_help())
@@ -392,28 +447,6 @@ def run_cmd(
         str | None,
         typer.Option(help="A suite TOML file defining the whole grid (see benchmarks/suites/)."),
     ] = None,
-    fid_extractor: Annotated[
-        str | None,
-        typer.Option(help="auto, inception-v3-compat or classifier (offline) [default: auto]."),
-    ] = None,
-    fid_samples: Annotated[
-        int | None, typer.Option(help="Samples for FID [default: from the profile].")
-    ] = None,
-    no_fid: Annotated[bool, typer.Option("--no-fid", help="Skip FID.")] = False,
-    nll_k: Annotated[
-        int | None,
-        typer.Option(help="Importance samples for the NLL (IWAE) [default: from the profile]."),
-    ] = None,
-    nll_samples: Annotated[
-        int | None,
-        typer.Option(help="Test images for the NLL; 0 skips it [default: from the profile]."),
-    ] = None,
-    probe_samples: Annotated[
-        int | None,
-        typer.Option(
-            help="Train images for the linear probe; 0 skips it [default: from the profile]."
-        ),
-    ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Redo runs that already finished.")
     ] = False,
@@ -494,29 +527,14 @@ def run_cmd(
     slurm_cpus_per_task: Annotated[
         int | None, typer.Option(help="SLURM CPUs per cell [default: --threads or 1].")
     ] = None,
+    **metric_flags: Any,
 ) -> None:
-    from aebench.executors import ExecutionSettings
-    from aebench.plan import (
-        Options,
-        load_suite,
-        parse_assignments,
-        parse_dataset_options,
-        parse_list,
-        plan,
-    )
+    from aebench.plan import Grid, parse_assignments, parse_dataset_options, parse_list
     from aebench.progress import ConsoleProgress
-    from aebench.runner import run_benchmark
+    from aebench.runner import run_grids
 
     metric_options = parse_assignments("--metric-option", metric_option) or {}
-    for name, value in (
-        ("fid_extractor", fid_extractor),
-        ("fid_samples", 0 if no_fid else fid_samples),
-        ("nll_k", nll_k),
-        ("nll_samples", nll_samples),
-        ("probe_samples", probe_samples),
-    ):
-        if value is not None:
-            metric_options[name] = value
+    metric_options.update(_metric_flag_values(metric_flags))
     table = {
         "models": parse_list("--models", models),
         "datasets": parse_list("--datasets", datasets),
@@ -539,41 +557,32 @@ def run_cmd(
         "binarize": binarize,
         "n_seeds": n_seeds,
     }
-    cli_options = Options.from_mapping({k: v for k, v in table.items() if v is not None}, "")
-    grids = [cli_options]
-    execution = ExecutionSettings()
-    if suite:
-        meta, suite_grids = load_suite(suite)
-        grids = [g.merged(cli_options) for g in suite_grids]
-        execution = execution.merged(meta.get("execution") or {})
-        if meta.get("name"):
-            _say(f"suite {meta['name']}: {meta.get('description', '')}".strip())
-    execution = execution.merged(
-        {
-            "executor": executor,
-            "workers": workers,
-            "threads": threads,
-            "devices": parse_list("--devices", devices),
-            "ray_address": ray_address,
-            "cpus_per_cell": cpus_per_cell,
-            "gpus_per_cell": gpus_per_cell,
-            "slurm_partition": slurm_partition,
-            "slurm_time": slurm_time,
-            "slurm_gpus_per_task": slurm_gpus_per_task,
-            "slurm_cpus_per_task": slurm_cpus_per_task,
-        }
-    ).check()
-    runs = plan(grids, device=device)
+    options = Grid.from_mapping({k: v for k, v in table.items() if v is not None}, "")
+    execution = {
+        "executor": executor,
+        "workers": workers,
+        "threads": threads,
+        "devices": parse_list("--devices", devices),
+        "ray_address": ray_address,
+        "cpus_per_cell": cpus_per_cell,
+        "gpus_per_cell": gpus_per_cell,
+        "slurm_partition": slurm_partition,
+        "slurm_time": slurm_time,
+        "slurm_gpus_per_task": slurm_gpus_per_task,
+        "slurm_cpus_per_task": slurm_cpus_per_task,
+    }
     progress = ConsoleProgress(console=err)
     try:
-        summary = run_benchmark(
-            runs,
+        summary = run_grids(
+            options,
             out,
+            suite=suite,
+            execution=execution,
+            device=device,
             data_dir=data_dir,
             force=force,
             report=not no_report,
             on_event=progress,
-            execution=execution,
         )
     finally:
         progress.close()
@@ -603,6 +612,9 @@ def run_cmd(
         for o in failed:
             _say(f"  failed: {o.run.label}: {o.reason}")
         raise typer.Exit(1)
+
+
+_RUN_FIXED_PARAMETERS = len(inspect.signature(run_cmd).parameters) - 1  # without **metric_flags
 
 
 @app.command("report")
@@ -644,6 +656,7 @@ def generate_cmd(
     to at least 96 pixels per tile."""
     import torch
 
+    from aebench.catalog import load_model
     from aebench.errors import ConfigError
     from aebench.images import GENERATED_TILE, save_grid
     from aebench.store import RunStore
@@ -658,7 +671,7 @@ def generate_cmd(
             f"{run_dir} is a benchmark output folder; give one run: "
             f"{store.runs_dir / example}" + (f" ({len(ids)} runs there)" if ids else "")
         )
-    model = store.load_model(run_id)
+    model = load_model(store, run_id)
     with torch.no_grad():
         images = model.sample(n, generator=torch.Generator().manual_seed(seed))
     target = Path(out) if out else store.path(run_id) / "images" / "generated.png"
@@ -728,7 +741,7 @@ def fetch_cmd(
     ] = None,
 ) -> None:
     """Download a dataset's files (with a progress bar) into the data root."""
-    from aebench.datasets.fetching import fetch_dataset
+    from aebench.catalog import fetch_dataset
 
     print(fetch_dataset(dataset, data_dir))
 
@@ -762,6 +775,7 @@ def main(argv: list[str] | None = None) -> None:
     verbose = "--verbose" in argv or "-v" in argv
     if argv and argv[0] not in ("--version", "--help", "-h"):
         _load_plugins([a for a in argv if a not in ("-v", "--verbose")])
+        _add_metric_flags()
     try:
         # Outside standalone mode, typer returns the exit code of typer.Exit and
         # of an interrupt (130) instead of raising.
@@ -783,11 +797,10 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:
         # Usage errors (bad option, missing argument): click's ClickException, or
         # typer's own vendored copy in typer >= 0.2x. Both carry show()/exit_code.
-        if callable(getattr(exc, "show", None)) and isinstance(
-            getattr(exc, "exit_code", None), int
-        ):
-            exc.show()
-            raise SystemExit(exc.exit_code) from None
+        show, code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if callable(show) and isinstance(code, int):
+            show()
+            raise SystemExit(code) from None
         if verbose:
             raise
         err.print(

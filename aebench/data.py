@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from aebench.catalog import get_dataset
 from aebench.datasets.base import ImageSet, validation_split
 
 
@@ -41,7 +42,6 @@ class DataCache:
         self, dataset: str, options: dict[str, Any] | None = None
     ) -> tuple[ImageSet, ImageSet]:
         """(train, test) as published, loaded with the dataset ``options``."""
-        from aebench.api import get_dataset
 
         options = options or {}
         key = (dataset, json.dumps(options, sort_keys=True, default=str))

@@ -25,9 +25,7 @@ class UnknownNameError(AebenchError, KeyError):
         self.name = name
         self.choices = sorted(set(choices))
         self.suggestion = suggest(name, self.choices)
-        msg = f"unknown {kind} {name!r}"
-        if self.suggestion:
-            msg += f" (did you mean {self.suggestion}?)"
+        msg = f"unknown {kind} {name!r}{did_you_mean(name, self.choices)}"
         if hint:
             msg += f"; {hint}"
         super().__init__(msg)
@@ -56,3 +54,10 @@ def suggest(name: str, choices: Iterable[str]) -> str | None:
     """Return the closest of ``choices`` to ``name``, or None if nothing is close."""
     matches = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
     return matches[0] if matches else None
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """``" (did you mean beta?)"`` when one of ``choices`` is close to ``name``, else
+    ``""``: the one way every error message suggests a name."""
+    close = suggest(name, choices)
+    return f" (did you mean {close}?)" if close else ""

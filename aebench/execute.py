@@ -11,6 +11,8 @@ propagates (after marking the run ``interrupted``).
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata as md
+import os
 import platform
 import time
 import traceback
@@ -20,14 +22,22 @@ from typing import Any
 
 import torch
 
+from aebench.catalog import create_model
 from aebench.data import DataCache, RunData, shared_cache
+from aebench.images import save_grid, save_run_images
+from aebench.metrics._util import encode_all
+from aebench.metrics.context import EXPOST_FIT_IMAGES, EvalContext
+from aebench.metrics.evaluate import evaluate
+from aebench.models.base import AutoEncoder
 from aebench.plan import RunConfig
 from aebench.progress import Message, OnEvent, RunEnded, RunStarted, Stage, ignore
 from aebench.store import RunStore, RunWriter
+from aebench.train import TrainSettings, fit
 
-LATENT_POINTS = 2000  # test images whose latent means are stored for the plots
-EPOCH_LATENT_POINTS = 1000  # validation images whose latent means are stored every epoch
-PRIOR_POINTS = 10000  # training images whose latent means fit a fitted sampling density
+STORED_LATENT_IMAGES = 2000
+"""Test images whose latent means are stored (latents.npz) for the report's plots."""
+EPOCH_LATENT_IMAGES = 1000
+"""Validation images whose latent means are stored after every epoch (latents_epochs.npz)."""
 
 
 @dataclass(frozen=True)
@@ -39,8 +49,6 @@ class Outcome:
 
 
 def versions() -> dict[str, str]:
-    import importlib.metadata as md
-
     out = {"python": platform.python_version()}
     for dist in (
         "aebench",
@@ -117,14 +125,8 @@ def train_and_evaluate(
     run: RunConfig, data: RunData, writer: RunWriter, emit: OnEvent, device: str | None = None
 ) -> None:
     """The body of a run, on ``device`` (default ``run.device``); raises on failure."""
-    from aebench.api import create_model
-    from aebench.images import save_grid, save_run_images
-    from aebench.metrics import EvalContext, evaluate
-    from aebench.metrics.probe import latent_means
-    from aebench.train import TrainSettings, fit
-
-    device = torch.device(device or run.device)
-    if device.type == "cuda":
+    on = torch.device(device or run.device)
+    if on.type == "cuda":
         deterministic_cuda(run.deterministic)
     torch.manual_seed(run.seed)
     model = create_model(run.model, data.shape, **run.model_config)
@@ -133,21 +135,21 @@ def train_and_evaluate(
 
     # Latent means of a fixed validation subset after every epoch: the report
     # animates how the latent space organises itself during training.
-    tracked = data.val.subset(slice(0, EPOCH_LATENT_POINTS))
+    tracked = data.val.subset(slice(0, EPOCH_LATENT_IMAGES))
     epoch_latents: list[torch.Tensor] = []
 
     def on_epoch(epoch: int, row: dict[str, float], snapshot: torch.Tensor) -> None:
         history.append(row)
         writer.history(history)
         save_grid(snapshot, writer.image_path(f"recon_epoch_{epoch:03d}"), nrow=len(snapshot))
-        epoch_latents.append(latent_means(model, tracked, device))
+        epoch_latents.append(_means(model, tracked, on))
 
     settings = TrainSettings(
         epochs=run.epochs,
         batch_size=run.batch_size,
         lr=run.lr,
         seed=run.seed,
-        device=device,
+        device=on,
         compile=run.compile,
         binarize=run.binarize == "dynamic",
     )
@@ -157,19 +159,19 @@ def train_and_evaluate(
     t0 = time.perf_counter()
     emit(Stage("fitting the sampling density" if _fits_prior(model) else "saving weights"))
     with torch.no_grad():
-        model.fit_prior(latent_means(model, data.train.subset(slice(0, PRIOR_POINTS)), device))
+        model.fit_prior(_means(model, data.train.subset(slice(0, EXPOST_FIT_IMAGES)), on))
     writer.weights(model)
 
     emit(Stage("drawing reconstructions, samples and latents"))
-    save_run_images(model, data.test, writer, device, seed=run.seed)
-    test_subset = data.test.subset(slice(0, LATENT_POINTS))
-    writer.arrays("latents", **_labelled(latent_means(model, test_subset, device), test_subset))
+    save_run_images(model, data.test, writer, on, seed=run.seed)
+    test_subset = data.test.subset(slice(0, STORED_LATENT_IMAGES))
+    writer.arrays("latents", **_labelled(_means(model, test_subset, on), test_subset))
 
     ctx = EvalContext(
         model,
         data.train,
         data.test,
-        device=device,
+        device=on,
         seed=run.seed,
         dataset=run.dataset,
         options=dict(run.metric_options),
@@ -183,8 +185,7 @@ def train_and_evaluate(
         best_epoch=result.best_epoch,
         train_seconds=result.seconds,
         eval_seconds=time.perf_counter() - t0,
-        device=str(device)
-        + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else ""),
+        device=str(on) + (f" ({torch.cuda.get_device_name()})" if on.type == "cuda" else ""),
         threads=torch.get_num_threads(),
         versions=versions(),
     )
@@ -194,8 +195,6 @@ def train_and_evaluate(
 def deterministic_cuda(on: bool) -> None:
     """Make CUDA kernels repeatable (or not): deterministic algorithms, cuDNN without
     autotuning, and the cuBLAS workspace setting PyTorch documents for that."""
-    import os
-
     if on:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(on)
@@ -203,9 +202,11 @@ def deterministic_cuda(on: bool) -> None:
     torch.backends.cudnn.benchmark = not on
 
 
-def _fits_prior(model: Any) -> bool:
-    from aebench.models.base import AutoEncoder
+def _means(model: AutoEncoder, data: Any, device: torch.device) -> torch.Tensor:
+    return encode_all(model, data, device)[0]
 
+
+def _fits_prior(model: Any) -> bool:
     return type(model).fit_prior is not AutoEncoder.fit_prior
 
 

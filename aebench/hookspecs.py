@@ -54,3 +54,17 @@ def register_metrics(register: Callable[..., None]) -> None:
     :class:`aebench.metrics.EvalContext` (trained model, test images, labels,
     device), and for each returned key its unit and whether lower is better.
     """
+
+
+def registering(hook: str, *specs: Any) -> Callable[[Callable[[Any], None]], None]:
+    """An implementation of ``hook`` (``"register_metrics"``, ``"register_datasets"``,
+    ``"register_models"``) that registers ``specs``: a plugin module that only
+    registers specs ends with ``register_metrics = registering("register_metrics", METRIC)``
+    (the metric and dataset contracts wrap it as ``hook(...)``)."""
+
+    @hookimpl(specname=hook)
+    def register_specs(register: Callable[[Any], None]) -> None:
+        for spec in specs:
+            register(spec)
+
+    return register_specs

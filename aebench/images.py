@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torchvision.utils import make_grid, save_image
 
-from aebench import io as aio
+from aebench import files
 
 GENERATED_TILE = 96
 """Smallest tile height of ``aebench generate``'s grids (MNIST: 28 px shown at 4x, 112 px)."""
@@ -30,7 +30,7 @@ def save_grid(images: torch.Tensor, path: Path, nrow: int = 8, min_tile: int = 0
         factor = -(-min_tile // images.shape[-2])
         images = torch.nn.functional.interpolate(images, scale_factor=factor, mode="nearest")
     grid = make_grid(images, nrow=nrow, padding=2, pad_value=1.0)
-    aio.save_with(path, lambda p: save_image(grid, str(p), format="png"))
+    files.save_with(path, lambda p: save_image(grid, str(p), format="png"))
 
 
 def save_recon_grid(originals: torch.Tensor, recons: torch.Tensor, path: Path) -> None:

@@ -1,8 +1,9 @@
-"""Typed options: one parser for every ``KEY=VALUE`` a user can give.
+"""Typed options: one declaration and one parser for every ``KEY=VALUE`` a user can give.
 
-Model options (the fields of a model's config dataclass), dataset options
+:class:`Option` is what every kind of option is: model options (the fields of a
+model's config dataclass, :func:`config_options`), dataset options
 (:class:`aebench.specs.DatasetOption`) and metric budget options
-(:class:`aebench.specs.MetricOption`) all arrive either as text (command
+(:class:`aebench.specs.MetricOption`). They all arrive either as text (command
 line) or as TOML/Python values (suite files, the API). :func:`convert` turns
 either into the declared type, or raises :class:`~aebench.errors.ConfigError`
 with one line naming the option and what it expected.
@@ -21,7 +22,7 @@ import typing
 from collections.abc import Iterable
 from typing import Any
 
-from aebench.errors import ConfigError, suggest
+from aebench.errors import ConfigError, did_you_mean
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -128,15 +129,67 @@ def _scalar(name: str, value: Any, tp: Any) -> Any:
         choices = typing.get_args(tp)
         if value in choices:
             return value
-        raise ConfigError(
-            f"{_label(name)}: expected one of {', '.join(map(str, choices))}, got {value!r}"
-        )
+        raise choice_error(name, value, choices)
     return value  # an unusual type: the config's own validate() has the last word
+
+
+def choice_error(name: str, value: Any, choices: Iterable[Any]) -> ConfigError:
+    """``option x: expected one of a, b, got 'c' (did you mean b?)``: one style for every
+    option whose values are limited."""
+    choices = list(choices)
+    hint = did_you_mean(str(value), [str(c) for c in choices])
+    return ConfigError(
+        f"{_label(name)}: expected one of {', '.join(map(str, choices))}, got {value!r}{hint}"
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """One declared option: its name, type, default, one line of help and, optionally,
+    the values it allows. Dataset options, metric budgets and model options (a model
+    config's fields, :func:`config_options`) are all ``Option`` s, converted and
+    described the same way.
+
+    ``type``: ``int``, ``float``, ``str``, ``bool``, ``X | None``, a ``Literal`` or
+    a tuple type (see :func:`convert`). Everything after ``help`` is given by keyword.
+    """
+
+    name: str
+    type: Any = str
+    default: Any = None
+    help: str = ""
+    choices: tuple[Any, ...] | None = dataclasses.field(default=None, kw_only=True)
+
+    def convert(self, value: Any, label: str | None = None) -> Any:
+        """``value`` as this option's type; a limited option's value must be a choice.
+        ``label`` names the option in errors (default: its name)."""
+        label = label or self.name
+        if value is None:
+            return None
+        value = convert(label, value, self.type)
+        self.check_choice(value, label)
+        return value
+
+    def check_choice(self, value: Any, label: str | None = None) -> None:
+        if self.choices is not None and value is not None and value not in self.choices:
+            raise choice_error(label or self.name, value, self.choices)
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-ready description: name, type, default, choices, help."""
+        return {
+            "name": self.name,
+            "type": type_name(self.type),
+            "default": jsonable(self.default),
+            "choices": list(self.choices) if self.choices else None,
+            "help": self.help,
+        }
 
 
 def split_values(text: str) -> list[str]:
     """Split ``'0.5,4'`` or ``'[512,256],[1024]'`` on top-level commas (not inside brackets)."""
-    out, depth, current = [], 0, []
+    out: list[str] = []
+    current: list[str] = []
+    depth = 0
     for ch in text:
         if ch == "[":
             depth += 1
@@ -181,13 +234,21 @@ def field_help(field: dataclasses.Field) -> str:
     return str(field.metadata.get("help", "")) if field.metadata else ""
 
 
+def config_options(config_cls: type) -> list[Option]:
+    """A model config dataclass's fields as :class:`Option` s (the model's options),
+    with the defaults of a config built without arguments."""
+    types_ = field_types(config_cls)
+    defaults = dataclasses.asdict(config_cls())
+    return [
+        Option(f.name, types_[f.name], defaults.get(f.name), field_help(f))
+        for f in dataclasses.fields(config_cls)
+    ]
+
+
 def unknown_name_error(what: str, name: str, known: Iterable[str], hint: str = "") -> ConfigError:
     """``unknown model option 'bta' (did you mean beta?); ...`` as a ConfigError."""
     known = sorted(set(known))
-    close = suggest(name, known)
-    msg = f"unknown {what} {name!r}"
-    if close:
-        msg += f" (did you mean {close}?)"
+    msg = f"unknown {what} {name!r}{did_you_mean(name, known)}"
     msg += f"; {hint}" if hint else f"; known: {', '.join(known)}"
     return ConfigError(msg)
 

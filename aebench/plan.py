@@ -18,6 +18,7 @@ import hashlib
 import itertools
 import json
 import math
+import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -25,7 +26,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from aebench.errors import ConfigError, UnknownNameError, suggest
+from aebench.catalog import dataset_spec, option_specs, parse_dataset_name, resolve_metric_options
+from aebench.errors import ConfigError, UnknownNameError, did_you_mean
 from aebench.options import (
     convert,
     field_types,
@@ -36,16 +38,9 @@ from aebench.options import (
     split_values,
     unknown_name_error,
 )
+from aebench.plugins import get_plugins
+from aebench.profiles import DEFAULT_PROFILE, PROFILES
 
-# Training budgets per profile; each metric declares its own sample budgets per
-# profile (`aebench metrics`). `quick` is the default: on a 2-core CPU
-# `--models vae,ae --datasets mnist` finishes in about six minutes.
-PROFILES: dict[str, dict[str, Any]] = {
-    "smoke": {"epochs": 20, "limit": 2000},
-    "quick": {"epochs": 10, "limit": None},
-    "full": {"epochs": 30, "limit": None},
-}
-DEFAULT_PROFILE = "quick"
 TRAINING_DEFAULTS: dict[str, Any] = {"batch_size": 128, "lr": 1e-3, "val_size": 0.1}
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -59,7 +54,7 @@ MODEL_SHORTHANDS: dict[str, tuple[str, bool]] = {
 
 
 @dataclass
-class Options:
+class Grid:
     """Every setting of a benchmark. ``None`` means "not given" (profile/suite decide).
 
     ``model_options`` maps a model-config field to the values to sweep (a
@@ -88,9 +83,9 @@ class Options:
     binarize: str | None = None
     n_seeds: int | None = None
 
-    def merged(self, over: Options) -> Options:
+    def merged(self, over: Grid) -> Grid:
         """Values of ``over`` where given, else ours; option tables merge key by key."""
-        out = Options(**asdict(self))
+        out = Grid(**asdict(self))
         for f in fields(self):
             value = getattr(over, f.name)
             if value is None:
@@ -102,14 +97,13 @@ class Options:
         return out
 
     @classmethod
-    def from_mapping(cls, table: Mapping[str, Any], where: str = "") -> Options:
-        """Options from a suite table or keyword arguments, shorthands included.
+    def from_mapping(cls, table: Mapping[str, Any], where: str = "") -> Grid:
+        """A grid from a suite table or keyword arguments, shorthands included.
 
-        Keys: the fields of :class:`Options`, the shorthands of
+        Keys: the fields of :class:`Grid`, the shorthands of
         :data:`MODEL_SHORTHANDS`, and metric option names (``fid_samples``).
         An unknown key is an error naming ``where`` and the closest key.
         """
-        from aebench.metrics import option_specs
 
         metric_names = {o.name for o in option_specs()}
         own = {f.name for f in fields(cls)}
@@ -133,8 +127,7 @@ class Options:
                 values[key] = value
             else:
                 known = own | set(MODEL_SHORTHANDS) | metric_names
-                close = suggest(key, known)
-                hint = f" (did you mean {close}?)" if close else ""
+                hint = did_you_mean(key, known)
                 raise ConfigError(f"{where}unknown key {key!r}{hint}")
         for name in ("models", "datasets", "seeds"):
             if values.get(name) is not None:
@@ -267,7 +260,7 @@ def parse_dataset_options(option: str, values: list[str] | None) -> dict[str, An
     return out
 
 
-def load_suite(path: str | Path) -> tuple[dict[str, Any], list[Options]]:
+def load_suite(path: str | os.PathLike[str]) -> tuple[dict[str, Any], list[Grid]]:
     """Read a suite TOML file: top-level keys are defaults, each ``[[grid]]`` a sub-grid."""
     path = Path(path)
     try:
@@ -276,12 +269,13 @@ def load_suite(path: str | Path) -> tuple[dict[str, Any], list[Options]]:
         raise ConfigError(f"--suite: no such file {str(path)!r}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"--suite {path}: invalid TOML: {exc}") from None
-    meta = {k: data.pop(k) for k in ("name", "description", "reproduces", "execution") if k in data}
+    keys = ("name", "description", "reproduces", "execution")
+    meta: dict[str, Any] = {k: data.pop(k) for k in keys if k in data}
     if not isinstance(meta.get("execution", {}), dict):
         raise ConfigError(f"--suite {path}: [execution] must be a table")
     grids = data.pop("grid", [{}])
-    base = Options.from_mapping(data, f"--suite {path}: ")
-    return meta, [base.merged(Options.from_mapping(g, f"--suite {path}: ")) for g in grids]
+    base = Grid.from_mapping(data, f"--suite {path}: ")
+    return meta, [base.merged(Grid.from_mapping(g, f"--suite {path}: ")) for g in grids]
 
 
 # -- validation and expansion ---------------------------------------------------
@@ -325,7 +319,7 @@ def _val_size(value: Any) -> float | int:
     )
 
 
-def _training(o: Options, profile: str) -> dict[str, Any]:
+def _training(o: Grid, profile: str) -> dict[str, Any]:
     settings = {**TRAINING_DEFAULTS, **PROFILES[profile]}
     for name in ("epochs", "batch_size", "lr", "limit", "val_size"):
         if getattr(o, name) is not None:
@@ -347,7 +341,6 @@ def _model_axes(models: list, given: Mapping[str, Any]) -> dict[str, dict[str, l
 
     Every given option must belong to at least one selected model.
     """
-    from aebench.plugins import get_plugins
 
     axes: dict[str, dict[str, list[Any]]] = {m.name: {} for m in models}
     for name, raw in given.items():
@@ -376,7 +369,7 @@ def _model_axes(models: list, given: Mapping[str, Any]) -> dict[str, dict[str, l
 
 
 def _sweep_values(raw: Any, tp: Any) -> list[Any]:
-    """Text or a list -> the list of values to sweep (list fields: see :class:`Options`)."""
+    """Text or a list -> the list of values to sweep (list fields: see :class:`Grid`)."""
     sequence = is_sequence_type(tp)
     if isinstance(raw, str):
         if sequence:
@@ -392,7 +385,6 @@ def _dataset_options(
     datasets: list[str], given: Mapping[str, Any] | None
 ) -> dict[str, dict[str, Any]]:
     """Resolved (typed) options per dataset name; scoped entries apply to one dataset."""
-    from aebench.api import dataset_spec, parse_dataset_name
 
     given = dict(given or {})
     common = {k: v for k, v in given.items() if not isinstance(v, Mapping)}
@@ -414,11 +406,8 @@ def _dataset_options(
     return out
 
 
-def expand(options: Options, device: str) -> list[RunConfig]:
+def expand(options: Grid, device: str) -> list[RunConfig]:
     """Validate one grid and expand it into runs."""
-    from aebench.api import dataset_spec
-    from aebench.metrics import resolve_options
-    from aebench.plugins import get_plugins
 
     o = options
     profile = o.profile or DEFAULT_PROFILE
@@ -437,7 +426,7 @@ def expand(options: Options, device: str) -> list[RunConfig]:
     binarize = o.binarize
     if binarize not in (None, "dynamic"):
         raise ConfigError(f"--binarize: expected 'dynamic', got {binarize!r}")
-    metric_options = resolve_options(profile, o.metric_options)
+    metric_options = resolve_metric_options(profile, o.metric_options)
 
     models = get_plugins().models.select(o.models)
     axes = _model_axes(models, o.model_options or {})
@@ -498,7 +487,7 @@ def _shown(spec: Any, model_config: dict[str, Any], given: list[str]) -> list[st
     return out
 
 
-def plan(grids: list[Options], device: str = "auto") -> list[RunConfig]:
+def plan(grids: list[Grid], device: str = "auto") -> list[RunConfig]:
     """Validate every grid and return the de-duplicated list of runs."""
     resolved = resolve_device(device)
     seen: dict[str, RunConfig] = {}

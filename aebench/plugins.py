@@ -23,7 +23,8 @@ from typing import Any
 import pluggy
 
 from aebench import hookspecs
-from aebench.errors import PluginError, suggest
+from aebench._version import __version__
+from aebench.errors import DuplicateNameError, PluginError, did_you_mean
 from aebench.registry import Registry
 from aebench.specs import DatasetSpec, MetricSpec, ModelSpec
 
@@ -92,8 +93,6 @@ class Plugins:
         self.models: Registry[ModelSpec] = Registry("model", "see `aebench models`")
         self.datasets: Registry[DatasetSpec] = Registry("dataset", "see `aebench datasets`")
         self.metrics: Registry[MetricSpec] = _metric_registry()
-        from aebench import __version__
-
         for modname in DEFAULT_PLUGINS:
             module = importlib.import_module(modname)
             self._add(module, modname, PluginInfo(modname, "aebench", __version__, True))
@@ -127,10 +126,7 @@ class Plugins:
         if unknown:
             self.pm.unregister(plugin)
             hooks = self._hook_names()
-            parts = []
-            for hook in unknown:
-                close = suggest(hook, hooks)
-                parts.append(f"{hook!r}" + (f" (did you mean {close}?)" if close else ""))
+            parts = [f"{hook!r}{did_you_mean(hook, hooks)}" for hook in unknown]
             self._fail(info, PluginError("implements unknown hook " + ", ".join(parts)))
             return
         info.hooks = sorted(c.name for c in self.pm.get_hookcallers(plugin) or [])
@@ -229,7 +225,6 @@ def _metric_registry() -> Registry[MetricSpec]:
 
 def _check_metric(existing: list[MetricSpec], spec: MetricSpec) -> None:
     """Column keys and option names are global: two metrics may not declare the same one."""
-    from aebench.errors import DuplicateNameError
 
     for other in existing:
         for what, mine, theirs in (

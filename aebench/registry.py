@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import builtins
 import fnmatch
-from collections.abc import Callable, Iterable
-from typing import Generic, TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from typing import Generic, Protocol, TypeVar
 
 from aebench.errors import DuplicateNameError, UnknownNameError
 
-T = TypeVar("T")
+
+class Spec(Protocol):
+    """What a registry holds: a named spec and the plugin that registered it
+    (:class:`~aebench.specs.ModelSpec`, ``DatasetSpec``, ``MetricSpec``). A spec
+    with a ``family`` attribute is also selected by its family name."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def plugin(self) -> str: ...
+
+
+T = TypeVar("T", bound=Spec)
 
 
 class Registry(Generic[T]):
@@ -30,10 +44,10 @@ class Registry(Generic[T]):
         self._items: dict[str, T] = {}
 
     def add(self, spec: T) -> None:
-        name = spec.name  # type: ignore[attr-defined]
+        name = spec.name
         if name in self._items:
-            first = self._items[name].plugin or "?"  # type: ignore[attr-defined]
-            second = spec.plugin or "?"  # type: ignore[attr-defined]
+            first = self._items[name].plugin or "?"
+            second = spec.plugin or "?"
             raise DuplicateNameError(
                 f"{self.kind} {name!r} is registered twice: by {first} and by {second}"
             )
@@ -44,7 +58,7 @@ class Registry(Generic[T]):
     def discard(self, specs: Iterable[T]) -> None:
         """Remove exactly these spec objects (a plugin's partial registrations)."""
         for spec in specs:
-            name = spec.name  # type: ignore[attr-defined]
+            name = spec.name
             if self._items.get(name) is spec:
                 del self._items[name]
 
@@ -54,7 +68,7 @@ class Registry(Generic[T]):
     def __len__(self) -> int:
         return len(self._items)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[T]:
         return iter(self._items.values())
 
     def names(self) -> list[str]:
@@ -67,9 +81,8 @@ class Registry(Generic[T]):
             raise UnknownNameError(self.kind, name, self._choices(), self.list_hint) from None
 
     def _choices(self) -> list[str]:
-        choices = list(self._items)
-        choices += [getattr(s, "family", None) for s in self._items.values()]
-        return [c for c in choices if c]
+        families = [getattr(s, "family", None) for s in self._items.values()]
+        return [*self._items, *(f for f in families if f)]
 
     def list(self, pattern: str | None = None) -> list[T]:
         """Specs whose name matches ``pattern``: an fnmatch glob, or a family name."""
@@ -77,7 +90,7 @@ class Registry(Generic[T]):
             return list(self._items.values())
         return [s for s in self._items.values() if _matches(s, pattern)]
 
-    def select(self, patterns: str | Iterable[str]) -> list[T]:
+    def select(self, patterns: str | Iterable[str]) -> builtins.list[T]:
         """Resolve a comma-separated selection (``'vae,ae-cnn'``, ``'*-cnn'``).
 
         Every pattern must match something, otherwise :class:`UnknownNameError`
@@ -94,12 +107,12 @@ class Registry(Generic[T]):
             if not matched:
                 raise UnknownNameError(self.kind, pattern, self._choices(), self.list_hint)
             for spec in matched:
-                chosen.setdefault(spec.name, spec)  # type: ignore[attr-defined]
+                chosen.setdefault(spec.name, spec)
         return list(chosen.values())
 
 
-def _matches(spec: object, pattern: str) -> bool:
-    name = spec.name  # type: ignore[attr-defined]
+def _matches(spec: Spec, pattern: str) -> bool:
+    name = spec.name
     family = getattr(spec, "family", None)
     if pattern == name or (family is not None and pattern == family):
         return True

@@ -22,7 +22,8 @@ from typing import Any
 
 import pandas as pd
 
-from aebench import io as aio
+from aebench import files
+from aebench.catalog import column_specs
 from aebench.store import RunRecord, RunStore
 
 RUN_COLUMNS = ("run_id", "status", "reason", "finished", "dataset", "model", "family", "arch")
@@ -94,7 +95,6 @@ def row(record: RunRecord, options: list[str], reserved: set[str]) -> dict[str, 
 
 def collect(out_dir: str | Path) -> pd.DataFrame:
     """All readable runs under ``out_dir`` as a DataFrame (sorted for stable output)."""
-    from aebench.metrics import column_specs
 
     records = RunStore(out_dir).records(history=False)
     good = [r for r in records if r.corrupt is None]
@@ -121,8 +121,8 @@ def write(out_dir: str | Path) -> pd.DataFrame:
     """Rebuild ``results.csv`` and ``results.parquet`` from the run directories."""
     out_dir = Path(out_dir)
     frame = collect(out_dir)
-    aio.save_with(out_dir / "results.csv", lambda p: frame.to_csv(p, index=False))
-    aio.save_with(out_dir / "results.parquet", lambda p: _parquet(frame, p))
+    files.save_with(out_dir / "results.csv", lambda p: frame.to_csv(p, index=False))
+    files.save_with(out_dir / "results.parquet", lambda p: _parquet(frame, p))
     return frame
 
 

@@ -1,6 +1,8 @@
-"""Run a benchmark: check everything, execute each pending run, rebuild table and site.
+"""Run a benchmark: plan, check everything, execute each pending cell, rebuild table and site.
 
-The parts, each its own module: :mod:`aebench.plan` (options → runs),
+This is the one place that assembles a benchmark: ``aebench run`` and
+:func:`aebench.run` both call :func:`run_grids`. The parts, each its own
+module: :mod:`aebench.plan` (options → cells),
 :mod:`aebench.execute` (one run: train → evaluate → store),
 :mod:`aebench.store` (run directories), :mod:`aebench.results` (the table)
 and :mod:`aebench.report` (the site). Progress goes to an ``on_event``
@@ -13,20 +15,29 @@ skips finished runs (found by the key of their configuration).
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import torch
+
+from aebench import results
+from aebench.catalog import create_model, metric_specs
 from aebench.data import DataCache, shared_cache
 from aebench.errors import ConfigError, DataError
 from aebench.execute import Outcome
-from aebench.executors import ExecutionSettings
-from aebench.plan import RunConfig
+from aebench.executors import ExecutionSettings, Job, get_executor, resolve_devices
+from aebench.metrics.context import MetricSetup
+from aebench.plan import Grid, RunConfig, load_suite, plan
 from aebench.progress import BenchmarkStarted, Message, OnEvent, Stage, ignore
+from aebench.report import build_site
 from aebench.store import RunStore
 
-__all__ = ["Benchmark", "Outcome", "Summary", "check_runs", "run_benchmark"]
+__all__ = ["Benchmark", "Outcome", "Summary", "check_runs", "run", "run_benchmark", "run_grids"]
 
 
 @dataclass
@@ -47,19 +58,14 @@ class Summary:
 
 def check_runs(runs: Iterable[RunConfig], data: DataCache) -> tuple[list[RunConfig], list[str]]:
     """Checks that need the data, before any training: datasets load, splits are big
-    enough for the settings, the FID extractor can be built, and every model can
-    be built for its dataset's image shape.
+    enough for the settings, every model can be built for its dataset's image
+    shape, and every metric's own ``check`` step accepts its settings (the FID
+    extractor can be built for the dataset).
 
     Returns the runs, with a batch size larger than the training set lowered to
     the training set's size (so what is recorded is what is used), and a note
     for each such change.
     """
-    import dataclasses
-
-    import torch
-
-    from aebench.api import create_model
-
     built: set[str] = set()
     out: list[RunConfig] = []
     notes: list[str] = []
@@ -81,18 +87,7 @@ def check_runs(runs: Iterable[RunConfig], data: DataCache) -> tuple[list[RunConf
             )
             if note not in notes:
                 notes.append(note)
-            run = dataclasses.replace(run, batch_size=n_train)
-        if run.metric_options.get("fid_samples"):
-            from aebench.metrics.fid import CLASSIFIER, resolve_extractor
-
-            # An explicit inception-v3-compat without local weights fails here.
-            kind = resolve_extractor(run.metric_options.get("fid_extractor", "auto"))
-            if kind == CLASSIFIER and full_train.labels is None:
-                raise ConfigError(
-                    f"dataset {run.dataset!r} has no class labels, so the offline FID "
-                    "extractor (a classifier) cannot be trained for it: use --no-fid, or "
-                    "--fid-extractor inception-v3-compat with its weights on disk"
-                )
+            run = dataclasses.replace(run, batch_size=int(n_train))
         model_key = json.dumps([run.model, run.model_config, full_train.shape], default=str)
         if model_key not in built:
             with torch.device("meta"):  # builds the layers without allocating weights
@@ -103,38 +98,37 @@ def check_runs(runs: Iterable[RunConfig], data: DataCache) -> tuple[list[RunConf
                     raise ConfigError(f"{exc} (for {run.dataset}'s {shape} images)") from None
             built.add(model_key)
         out.append(run)
+    for spec, setup in _metric_setups(out, data, ignore):
+        if spec.check is not None:
+            spec.check(setup)
     return out, notes
 
 
-def warm_shared(runs: Iterable[RunConfig], data: DataCache, emit: OnEvent) -> None:
-    """Build what every run of a dataset shares before cells start (so parallel cells
-    do not each build it): the offline FID extractor, trained once per dataset."""
-    from aebench.metrics.fid import (
-        CLASSIFIER,
-        classifier_cached,
-        ensure_classifier,
-        resolve_extractor,
-    )
-
+def _metric_setups(
+    runs: Iterable[RunConfig], data: DataCache, emit: OnEvent
+) -> Iterable[tuple[Any, MetricSetup]]:
+    """(metric spec, setup) for each metric with a ``check`` or ``prepare`` step and
+    each distinct (dataset, dataset options, metric options) among ``runs``."""
+    specs = [s for s in metric_specs() if s.check is not None or s.prepare is not None]
     seen: set[str] = set()
     for run in runs:
-        if not run.metric_options.get("fid_samples"):
+        key = json.dumps([run.dataset, run.dataset_options, run.metric_options], default=str)
+        if not specs or key in seen:
             continue
-        if resolve_extractor(run.metric_options.get("fid_extractor", "auto")) != CLASSIFIER:
-            continue
+        seen.add(key)
         train, test = data.published(run.dataset, run.dataset_options)
-        if run.dataset in seen or classifier_cached(train):
-            continue
-        seen.add(run.dataset)
-        what = f"training the offline FID extractor for {run.dataset} (once; cached)"
-        emit(Stage(what))
+        setup = MetricSetup(run.dataset, train, test, dict(run.metric_options), emit)
+        for spec in specs:
+            yield spec, setup
 
-        def progress(step: int, steps: int, what: str = what) -> None:
-            emit(Stage(f"{what}: step {step}/{steps}"))
 
-        info = ensure_classifier(train, test, on_progress=progress)
-        acc = "n/a" if info.test_accuracy is None else f"{info.test_accuracy:.3f}"
-        emit(Message(f"offline FID extractor for {run.dataset}: test accuracy {acc}"))
+def warm_shared(runs: Iterable[RunConfig], data: DataCache, emit: OnEvent) -> None:
+    """Build what the cells share before any starts (so parallel cells do not each
+    build it): every metric's ``prepare`` step (the offline FID extractor, trained
+    once per dataset)."""
+    for spec, setup in _metric_setups(runs, data, emit):
+        if spec.prepare is not None:
+            spec.prepare(setup)
 
 
 class Benchmark:
@@ -163,21 +157,15 @@ class Benchmark:
     def prepare(self, on_event: OnEvent | None = None) -> None:
         """Everything that can be checked before training: output writable, data, shapes;
         then what the runs share is built once."""
-        from aebench.executors import resolve_devices
-
         self.store.check_writable()
         self.runs, self.notes = check_runs(self.runs, self.data)
         for device in {r.device for r in self.runs}:
             resolve_devices(device, self.execution.devices)
         if self.execution.executor != "local":
-            from aebench.executors import get_executor
-
             get_executor(self.execution.executor)  # a missing optional extra fails here
         warm_shared(self.pending(), self.data, on_event or ignore)
 
     def execute(self, on_event: OnEvent | None = None) -> Summary:
-        from aebench.executors import Job, get_executor
-
         emit = on_event or ignore
         for note in self.notes:
             emit(Message(f"note: {note}"))
@@ -195,7 +183,7 @@ class Benchmark:
 
 def run_benchmark(
     runs: list[RunConfig],
-    out_dir: str | Path,
+    out_dir: str | os.PathLike[str],
     data_dir: str | None = None,
     force: bool = False,
     report: bool = True,
@@ -209,8 +197,7 @@ def run_benchmark(
     another in this process). The results table is rebuilt even when the
     benchmark is interrupted, from whatever runs finished.
     """
-    from aebench import results
-
+    out_dir = Path(out_dir)
     bench = Benchmark(runs, out_dir, data_dir, force, execution)
     bench.prepare(on_event)
     summary = Summary(Path(out_dir))
@@ -221,11 +208,109 @@ def run_benchmark(
         summary.corrupt = table.attrs.get("corrupt", [])
     if report:
         try:
-            from aebench.report import build_site
-
             if on_event is not None:
                 on_event(Stage("building the leaderboard"))
             summary.site = build_site(Path(out_dir), on_event=on_event)
         except Exception as exc:  # the runs are safe on disk; `aebench report` can retry
             summary.report_error = f"{type(exc).__name__}: {exc}"
     return summary
+
+
+def run_grids(
+    grids: Grid | list[Grid],
+    out: str | os.PathLike[str] = "aebench-out",
+    *,
+    suite: str | os.PathLike[str] | None = None,
+    execution: Mapping[str, Any] | None = None,
+    device: str = "auto",
+    data_dir: str | os.PathLike[str] | None = None,
+    force: bool = False,
+    report: bool = True,
+    on_event: OnEvent | None = None,
+) -> Summary:
+    """Assemble a benchmark and run it: the grids (merged over a ``suite``'s grids,
+    if given), planned into cells, executed where ``execution`` (merged over the
+    suite's ``[execution]`` table) says, then the table and the site."""
+    emit = on_event or ignore
+    grids = [grids] if isinstance(grids, Grid) else list(grids)
+    where = ExecutionSettings()
+    if suite:
+        meta, suite_grids = load_suite(suite)
+        grids = [g.merged(o) for g in suite_grids for o in (grids or [Grid()])]
+        where = where.merged(meta.get("execution") or {})
+        if meta.get("name"):
+            emit(Message(f"suite {meta['name']}: {meta.get('description', '')}".strip()))
+    where = where.merged(dict(execution or {})).check()
+    runs = plan(grids, device=device)
+    return run_benchmark(
+        runs,
+        out,
+        data_dir=None if data_dir is None else str(data_dir),
+        force=force,
+        report=report,
+        on_event=on_event,
+        execution=where,
+    )
+
+
+def run(
+    models: str | list[str] | None = None,
+    datasets: str | list[str] | None = None,
+    *,
+    out: str | os.PathLike[str] = "aebench-out",
+    model_options: Mapping[str, Any] | None = None,
+    dataset_options: Mapping[str, Any] | None = None,
+    metric_options: Mapping[str, Any] | None = None,
+    suite: str | os.PathLike[str] | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    device: str = "auto",
+    force: bool = False,
+    report: bool = True,
+    on_event: OnEvent | None = None,
+    workers: int | None = None,
+    executor: str | None = None,
+    execution: Mapping[str, Any] | None = None,
+    **settings: Any,
+) -> Summary:
+    """Plan, train and evaluate a grid, as ``aebench run`` does; returns its summary.
+
+    ``model_options`` maps a model-config field to one value or a list of values
+    to sweep (``{"beta": [0.5, 4], "latent_dim": [2, 16]}``); ``dataset_options``
+    maps an option (or a dataset name to its options) to a value;
+    ``metric_options`` sets metric budgets (``{"fid_samples": 0}``).
+    ``settings`` are the other :class:`aebench.plan.Grid` fields
+    (``seeds``, ``epochs``, ``batch_size``, ``lr``, ``profile``, ...).
+    ``suite``: a suite TOML file whose grids these settings override.
+    ``on_event`` receives progress events (:mod:`aebench.progress`).
+    ``workers``, ``executor`` and ``execution`` (any field of
+    :class:`aebench.executors.ExecutionSettings`) say where cells run.
+    """
+
+    def as_list(value: str | list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        return [v.strip() for v in value.split(",")] if isinstance(value, str) else list(value)
+
+    options = Grid(
+        models=as_list(models),
+        datasets=as_list(datasets),
+        model_options={
+            k: list(v) if isinstance(v, (list, tuple)) else [v]
+            for k, v in (model_options or {}).items()
+        }
+        or None,
+        dataset_options=dict(dataset_options) if dataset_options else None,
+        metric_options=dict(metric_options) if metric_options else None,
+        **settings,
+    )
+    return run_grids(
+        options,
+        out,
+        suite=suite,
+        execution={"workers": workers, "executor": executor, **(execution or {})},
+        device=device,
+        data_dir=data_dir,
+        force=force,
+        report=report,
+        on_event=on_event,
+    )

@@ -17,13 +17,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from aebench.errors import ConfigError
+from aebench.errors import ConfigError, did_you_mean
+from aebench.options import Option, convert
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from aebench.datasets.base import ImageSet
-    from aebench.metrics import EvalContext
+    from aebench.metrics.context import EvalContext, MetricSetup
     from aebench.models.base import AutoEncoder, ModelConfig
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
@@ -54,6 +55,10 @@ class ModelSpec:
     family name selects all of its variants and globs like ``'*-cnn'`` work.
     Every field of ``config_cls`` (a :class:`aebench.ModelConfig` dataclass) is
     an option users can set and sweep (``-o beta=0.5,4``).
+    ``objective_options``: (option, label) pairs of the options that change the
+    objective the model trains (β-VAE: ``(("beta", "β"),)``); the leaderboard
+    names them beside the regulariser and compares losses only between runs
+    whose objective is the same.
     """
 
     name: str
@@ -62,6 +67,7 @@ class ModelSpec:
     config_cls: type[ModelConfig]
     factory: Callable[[ModelConfig, tuple[int, int, int]], AutoEncoder]
     description: str = ""
+    objective_options: tuple[tuple[str, str], ...] = ()
     plugin: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -71,8 +77,9 @@ class ModelSpec:
 
 # -- datasets ---------------------------------------------------------------------
 @dataclass(frozen=True)
-class DatasetOption:
-    """One loader option of a dataset: name, type, default and one line of help.
+class DatasetOption(Option):
+    """One loader option of a dataset (an :class:`~aebench.options.Option`): name,
+    type, default and one line of help.
 
     ``type`` is ``int``, ``float``, ``str`` or ``bool``; ``parse`` (optional)
     replaces the type conversion for richer syntax (``size=32x48``) and must
@@ -81,38 +88,21 @@ class DatasetOption:
     ``help``).
     """
 
-    name: str
-    type: type = str
-    default: Any = None
-    help: str = ""
-    choices: tuple[Any, ...] | None = None
-    parse: Callable[[Any], Any] | None = None
+    parse: Callable[[Any], Any] | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
         check_key("dataset option", self.name)
 
-    def convert(self, dataset: str, value: Any) -> Any:
-        from aebench.options import convert
-
-        label = f"{dataset}:{self.name}"
+    def convert(self, value: Any, label: str | None = None) -> Any:
+        """``value`` converted; errors name the option as ``label`` (``dataset:option``)."""
+        label = label or self.name
         if value is None:
             return None
-        value = self.parse(value) if self.parse is not None else convert(label, value, self.type)
-        if self.choices is not None and value not in self.choices:
-            raise ConfigError(
-                f"option {label}: expected one of {', '.join(map(str, self.choices))}, "
-                f"got {value!r}"
-            )
+        if self.parse is None:
+            return super().convert(value, label)
+        value = self.parse(value)
+        self.check_choice(value, label)
         return value
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "type": getattr(self.type, "__name__", str(self.type)),
-            "default": self.default,
-            "choices": list(self.choices) if self.choices else None,
-            "help": self.help,
-        }
 
 
 @dataclass(frozen=True)
@@ -161,11 +151,9 @@ class DatasetSpec:
         for opt in self.options:
             if opt.name == name:
                 return opt
-        from aebench.errors import suggest
 
         known = [o.name for o in self.options]
-        close = suggest(name, known)
-        hint = f" (did you mean {close}?)" if close else ""
+        hint = did_you_mean(name, known)
         takes = f"it takes: {', '.join(known)}" if known else "it takes none"
         raise ConfigError(f"dataset {self.name!r} has no option {name!r}{hint}; {takes}")
 
@@ -178,7 +166,7 @@ class DatasetSpec:
         out: dict[str, Any] = {}
         for name, value in sorted((given or {}).items()):
             opt = self.option(str(name).replace("-", "_"))
-            converted = opt.convert(self.name, value)
+            converted = opt.convert(value, f"{self.name}:{opt.name}")
             if converted != opt.default:
                 out[opt.name] = converted
         return out
@@ -189,6 +177,32 @@ class DatasetSpec:
 
 
 # -- metrics --------------------------------------------------------------------
+@dataclass(frozen=True)
+class ColumnFlag:
+    """A warning the leaderboard puts on a row whose value of this column crosses
+    ``threshold`` (``at_least=True``: value >= threshold; else value <= threshold)
+    in any seed.
+
+    ``text`` is the badge (``"posterior collapse"``); ``title`` its tooltip, a
+    format string with ``{worst}`` (the most extreme value), ``{count}`` (seeds
+    flagged) and ``{n}`` (seeds), e.g. ``"{worst:.0%} of dimensions ... in {count}
+    of {n} seeds"``. ``kind`` names it for the page's style (letters and '-').
+    """
+
+    kind: str
+    text: str
+    threshold: float
+    title: str = ""
+    at_least: bool = True
+
+    def __post_init__(self) -> None:
+        if not re.match(r"^[a-z][a-z-]*$", self.kind):
+            raise ValueError(f"column flag kind {self.kind!r}: use lower-case letters and '-'")
+
+    def hits(self, value: float) -> bool:
+        return value >= self.threshold if self.at_least else value <= self.threshold
+
+
 @dataclass(frozen=True)
 class MetricColumn:
     """One number a metric writes: a column of results.csv and of the leaderboard.
@@ -203,7 +217,8 @@ class MetricColumn:
     its metric. ``split_by``: keys of metrics.json whose values must agree for
     two values to share a column (FID: extractor and sample count), so the
     leaderboard never mixes incomparable numbers. ``integer``: display without
-    decimals.
+    decimals. ``flag``: a :class:`ColumnFlag`, a warning the leaderboard shows on
+    rows whose value crosses its threshold.
     """
 
     key: str
@@ -216,6 +231,7 @@ class MetricColumn:
     applies_to: Callable[[EvalContext], bool] | None = field(default=None, compare=False)
     applies_text: str = ""
     integer: bool = False
+    flag: ColumnFlag | None = None
 
     def __post_init__(self) -> None:
         check_key("metric key", self.key)
@@ -242,50 +258,54 @@ class MetricColumn:
 
 
 @dataclass(frozen=True)
-class MetricOption:
+class MetricOption(Option):
     """A budget option of a metric (sample counts and the like).
 
     ``profiles`` maps a profile name (``smoke``/``quick``/``full``) to its
     default there; ``default`` applies otherwise. ``minimum`` is checked;
     ``choices`` limits text values. ``flag`` names the documented command-line
-    shorthand, if there is one (``--fid-samples``); every option can also be
-    given as ``--metric-option NAME=VALUE`` or in a suite's ``metric_options``.
+    shorthand, if there is one (``--fid-samples``): ``aebench run`` generates it
+    from this declaration. ``off_flag`` (``--no-fid``) is a switch setting the
+    option to ``off_value`` (default 0). Every option can also be given as
+    ``--metric-option NAME=VALUE`` or in a suite's ``metric_options``.
     """
 
-    name: str
-    type: type = int
-    default: Any = None
-    help: str = ""
-    profiles: Mapping[str, Any] = field(default_factory=dict)
-    minimum: float | None = None
-    choices: tuple[Any, ...] | None = None
-    flag: str | None = None
+    type: Any = int
+    profiles: Mapping[str, Any] = field(default_factory=dict, kw_only=True)
+    minimum: float | None = field(default=None, kw_only=True)
+    flag: str | None = field(default=None, kw_only=True)
+    off_flag: str | None = field(default=None, kw_only=True)
+    off_value: Any = field(default=0, kw_only=True)
 
     def __post_init__(self) -> None:
         check_key("metric option", self.name)
+        for flag in (self.flag, self.off_flag):
+            if flag is not None and not re.match(r"^--[a-z][a-z0-9-]*$", flag):
+                raise ValueError(
+                    f"metric option {self.name!r}: flag {flag!r} must look like --name"
+                )
 
     def default_for(self, profile: str) -> Any:
         return self.profiles.get(profile, self.default)
 
-    def convert(self, value: Any) -> Any:
-        from aebench.options import convert
-
-        label = self.flag or self.name
+    def convert(self, value: Any, label: str | None = None) -> Any:
+        """``value`` converted and checked (minimum, choices); errors name its flag."""
+        label = label or self.flag or self.name
         value = convert(label, value, self.type if self.default is not None else self.type | None)
         if value is None:
             return None
         if self.minimum is not None and value < self.minimum:
             raise ConfigError(f"{label} must be >= {self.minimum:g}, got {value!r}")
-        if self.choices is not None and value not in self.choices:
-            from aebench.errors import suggest
-
-            close = suggest(str(value), [str(c) for c in self.choices])
-            hint = f" (did you mean {close}?)" if close else ""
-            raise ConfigError(
-                f"{label}: unknown value {value!r}{hint}; choose one of "
-                f"{', '.join(map(str, self.choices))}"
-            )
+        self.check_choice(value, label)
         return value
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            **super().describe(),
+            "flag": self.flag,
+            "profiles": dict(self.profiles),
+            "minimum": self.minimum,
+        }
 
 
 @dataclass(frozen=True)
@@ -307,6 +327,14 @@ class MetricSpec:
     leaderboard group of its columns that do not name their own. ``details``:
     the other keys ``fn`` stores beside its columns (sample counts, per-class
     values, identifiers): kept in metrics.json and results.csv, never columns.
+
+    Two optional steps run before any cell of a benchmark trains, once for each
+    dataset (and metric settings) of the grid, with a
+    :class:`~aebench.metrics.context.MetricSetup`: ``check(setup)`` refuses
+    settings that cannot work by raising a one-line
+    :class:`~aebench.errors.ConfigError` (FID: no offline extractor for a dataset
+    without labels); ``prepare(setup)`` builds what every cell shares, so that
+    parallel cells do not each build it (FID: trains the offline extractor once).
     """
 
     name: str
@@ -320,6 +348,8 @@ class MetricSpec:
     on_error: str = "record"
     group: str = "other"
     details: tuple[str, ...] = ()
+    check: Callable[[MetricSetup], None] | None = field(default=None, compare=False)
+    prepare: Callable[[MetricSetup], None] | None = field(default=None, compare=False)
     plugin: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -343,15 +373,6 @@ class MetricSpec:
             "description": self.description,
             "applies_to": self.applies_text,
             "columns": [c.describe() for c in self.columns],
-            "options": [
-                {
-                    "name": o.name,
-                    "flag": o.flag,
-                    "default": o.default,
-                    "profiles": dict(o.profiles),
-                    "help": o.help,
-                }
-                for o in self.options
-            ],
+            "options": [o.describe() for o in self.options],
             "plugin": self.plugin,
         }

@@ -50,8 +50,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aebench import io as aio
-from aebench.errors import DataError
+from aebench import files
+from aebench.errors import ConfigError, DataError
 
 FORMAT_VERSION = 2
 READABLE_FORMATS = (1, 2)
@@ -130,12 +130,12 @@ class RunWriter:
         writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-        aio.write_text(self.path / "history.csv", buf.getvalue())
+        files.write_text(self.path / "history.csv", buf.getvalue())
 
     def update_config(self, **values: Any) -> None:
         """Add facts known only once the run started (``resolved_model_config``)."""
-        config = aio.read_json(self.path / "config.json")
-        aio.write_json(self.path / "config.json", {**config, **values})
+        config = files.read_json(self.path / "config.json")
+        files.write_json(self.path / "config.json", {**config, **values})
 
     def image_path(self, name: str) -> Path:
         """Where image ``name`` (``recon``, ``recon_epoch_003``) goes; write it atomically."""
@@ -149,24 +149,24 @@ class RunWriter:
             with open(p, "wb") as fh:
                 np.savez_compressed(fh, **arrays)
 
-        aio.save_with(self.path / f"{name}.npz", save)
+        files.save_with(self.path / f"{name}.npz", save)
 
     def weights(self, model: Any) -> None:
         from safetensors.torch import save_file
 
         state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-        aio.save_with(self.path / "weights.safetensors", lambda p: save_file(state, str(p)))
+        files.save_with(self.path / "weights.safetensors", lambda p: save_file(state, str(p)))
 
     def metrics(self, metrics: dict[str, Any]) -> None:
-        aio.write_json(self.path / "metrics.json", metrics)
+        files.write_json(self.path / "metrics.json", metrics)
 
     def error(self, text: str) -> None:
-        aio.write_text(self.path / "error.txt", text)
+        files.write_text(self.path / "error.txt", text)
 
     def status(self, status: str, reason: str | None = None) -> None:
         if status not in STATUSES:
             raise ValueError(f"unknown run status {status!r}")
-        aio.write_json(
+        files.write_json(
             self.path / "status.json",
             {
                 "status": status,
@@ -272,15 +272,13 @@ class RunStore:
             if old.is_dir():
                 shutil.rmtree(old)
         (path / "images").mkdir(parents=True)
-        aio.write_json(path / "config.json", {"format_version": FORMAT_VERSION, **config})
+        files.write_json(path / "config.json", {"format_version": FORMAT_VERSION, **config})
         writer = RunWriter(path, now())
         writer.status("running")
         return writer
 
     def check_writable(self) -> None:
         """Raise a one-line error when runs cannot be written under ``root``."""
-        from aebench.errors import ConfigError
-
         try:
             self.runs_dir.mkdir(parents=True, exist_ok=True)
             probe = self.root / ".write-test"
@@ -316,31 +314,6 @@ class RunStore:
         """Whether a live worker holds cell ``key`` now."""
         path = self.root / CLAIMS / f"{key}.claim"
         return path.exists() and not Claim.is_stale(path, lease)
-
-    # -- models ----------------------------------------------------------------
-    def load_model(self, record: RunRecord | str, device: str = "cpu") -> Any:
-        """Rebuild a finished run's model from its config and weights (eval mode)."""
-        from aebench.api import create_model
-
-        record = self.get(record) if isinstance(record, str) else record
-        weights = record.file("weights.safetensors")
-        if weights is None:
-            raise RunFormatError(f"run {record.run_id!r} has no weights.safetensors")
-        shape = tuple(record.config.get("input_shape") or ())
-        if len(shape) != 3:
-            raise RunFormatError(f"run {record.run_id!r}: config.json lacks input_shape")
-        model = create_model(record.config["model"], shape, **record.config["model_config"])
-        try:
-            from safetensors.torch import load_file
-
-            model.load_state_dict(load_file(str(weights)))
-        except Exception as exc:  # SafetensorError, missing/mismatched keys, OSError
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            raise RunFormatError(
-                f"run {record.run_id!r}: weights.safetensors is corrupt or does not match "
-                f"the model ({type(exc).__name__}: {first})"
-            ) from None
-        return model.to(device).eval()
 
 
 class Claim:
@@ -433,7 +406,7 @@ class _Corrupt(Exception):
 
 def _json_object(path: Path, what: str) -> dict[str, Any]:
     try:
-        data = aio.read_json(path)
+        data = files.read_json(path)
     except FileNotFoundError:
         raise _Corrupt(f"{what} is missing") from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:

@@ -1,4 +1,4 @@
-"""Conformance checks every model must pass, built-in or third-party.
+"""Conformance checks every model, dataset and metric must pass, built-in or third-party.
 
 Plugin authors run the same suite the built-in models run (timm-style)::
 
@@ -13,11 +13,14 @@ Plugin authors run the same suite the built-in models run (timm-style)::
 
 or all at once: ``testing.check_model("my-vae-cnn")`` (also accepts a
 :class:`~aebench.specs.ModelSpec` that is not registered yet). Dataset plugins:
-``testing.check_dataset("my-dataset")``. A broken rule
-raises ``AssertionError`` naming the model and the rule, e.g.
+``testing.check_dataset("my-dataset")``. Metric plugins:
+``testing.check_metric("my-metric")`` (or a :class:`~aebench.specs.MetricSpec`
+not registered yet; one check: ``testing.run_metric_check(check, name)`` with
+``testing.metric_check_names()``). A broken rule raises ``AssertionError`` naming
+the model or metric and the rule, e.g.
 ``vae-cnn: loss_terms()['recon'] must have shape (B,) = (4,), got (4, 1)``.
 
-Checks (see each function): ``shapes``, ``loss_terms``, ``gradients``,
+Model checks (see each function): ``shapes``, ``loss_terms``, ``gradients``,
 ``regulariser``, ``beta``, ``training``, ``determinism``, ``sampling``,
 ``log_likelihood``, ``state_dict``. Everything runs on CPU in a few seconds
 per model: the real-data checks use scikit-learn's bundled 8x8 ``digits``.
@@ -26,20 +29,52 @@ Assumptions a family must meet (or ``skip`` the check): a ``regulariser="kl"``
 family's ``reg`` is KL(q(z|x) || N(0, I)) for the diagonal Gaussian q that
 ``encode`` returns, and its ``total`` is ``recon + beta * reg`` with ``beta``
 the config's ``beta`` (1 when the config has none).
+
+Metric checks (``check_metric_*``, in :data:`METRIC_CHECKS`): ``declaration``,
+``options`` (each option converts its own defaults), ``setup`` (its ``check`` and
+``prepare`` steps), ``applies_to``, ``keys`` (``fn`` returns exactly its declared
+columns and ``details``), ``values`` (finite numbers or None), ``not_applicable``,
+``json``, ``determinism``. They evaluate the metric once on a VAE trained for a few
+steps on 200 ``digits`` images with small budgets (:data:`METRIC_BUDGETS`), in a few
+seconds per metric; FID's offline extractor is trained once per cache
+(``$AEBENCH_CACHE_DIR``). A metric with ``fn=None`` gets the declaration checks only.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Iterable
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import fields, replace
-from typing import Any
+from fnmatch import fnmatch
+from functools import cached_property
+from pathlib import Path
+from typing import Any, cast
 
 import torch
 
+from aebench.catalog import (
+    create_model,
+    get_dataset,
+    list_models,
+    metric_specs,
+    model_spec,
+    resolve_metric_options,
+)
+from aebench.datasets.base import ImageSet
+
+# Dataset plugins get the same treatment: `check_dataset("my-dataset")` raises
+# AssertionError naming the broken rule (see aebench.datasets.conformance).
+from aebench.datasets.conformance import RULES as DATASET_RULES
+from aebench.datasets.conformance import check_dataset, offline_dataset_names
+from aebench.files import write_json
+from aebench.metrics.context import NOT_APPLICABLE, EvalContext, MetricSetup
+from aebench.metrics.evaluate import evaluate
 from aebench.models.base import AutoEncoder
-from aebench.specs import ModelSpec
+from aebench.profiles import PROFILES
+from aebench.specs import MetricColumn, MetricSpec, ModelSpec
+from aebench.train import train_step
 
 DEFAULT_SHAPES: tuple[tuple[int, int, int], ...] = (
     (1, 28, 28),
@@ -55,20 +90,28 @@ DIGITS_SHAPE = (1, 8, 8)
 # -- helpers -----------------------------------------------------------------
 def model_names(pattern: str | None = None) -> list[str]:
     """Names of registered models (all, or matching a glob/family): for ``parametrize``."""
-    import aebench
-
-    return [spec.name for spec in aebench.list_models(pattern)]
+    return [spec.name for spec in list_models(pattern)]
 
 
 def _spec(spec_or_name: ModelSpec | str) -> ModelSpec:
     if isinstance(spec_or_name, ModelSpec):
         return spec_or_name
-    import aebench
-
-    return aebench.model_spec(spec_or_name)
+    return model_spec(spec_or_name)
 
 
-def _require(ok: bool, spec: ModelSpec, rule: str) -> None:
+def _input_shape(shape: Iterable[int]) -> tuple[int, int, int]:
+    return cast("tuple[int, int, int]", tuple(int(s) for s in shape))
+
+
+def _bound(model: AutoEncoder, spec: ModelSpec, x: torch.Tensor, k: int) -> torch.Tensor:
+    """``model.log_likelihood(x, k)``, which a model with a bound must give."""
+    bound = model.log_likelihood(x, k=k)
+    if bound is None:
+        raise AssertionError(f"{spec.name}: log_likelihood() gave None for a model with a bound")
+    return bound
+
+
+def _require(ok: bool, spec: ModelSpec | MetricSpec, rule: str) -> None:
     if not ok:
         raise AssertionError(f"{spec.name}: {rule}")
 
@@ -83,10 +126,8 @@ def build(
     spec = _spec(spec_or_name)
     if seed is not None:
         torch.manual_seed(seed)
-    from aebench.api import create_model
-
     try:
-        model = create_model(spec, tuple(input_shape), **config)
+        model = create_model(spec, _input_shape(input_shape), **config)
     except TypeError as exc:  # the factory returned something other than an AutoEncoder
         raise AssertionError(f"{spec.name}: {exc}") from None
     _require(
@@ -99,17 +140,13 @@ def build(
 
 def digits_batch(n: int = 64) -> torch.Tensor:
     """``n`` real images (1x8x8, in [0, 1]) from the bundled ``digits`` train split."""
-    import aebench
-
-    return aebench.get_dataset("digits", split="train").batch(slice(0, n))
+    return get_dataset("digits", split="train").batch(slice(0, n))
 
 
 def train(
     model: AutoEncoder, x: torch.Tensor, steps: int, lr: float = 1e-3, seed: int = 0
 ) -> list[float]:
     """``steps`` Adam steps of :func:`aebench.train.train_step` on ``x``; mean total per step."""
-    from aebench.train import train_step
-
     torch.manual_seed(seed)
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -204,7 +241,7 @@ def check_loss_terms(spec_or_name: ModelSpec | str, batch: int = 4) -> None:
     likelihoods = ("bernoulli", "gaussian") if "likelihood" in names else (None,)
     x = digits_batch(batch)
     for likelihood in likelihoods:
-        cfg = {} if likelihood is None else {"likelihood": likelihood}
+        cfg: dict[str, Any] = {} if likelihood is None else {"likelihood": likelihood}
         model = build(spec, DIGITS_SHAPE, **cfg)
         terms = model.loss_terms(x)
         _require(isinstance(terms, dict), spec, "loss_terms() must return a dict")
@@ -237,9 +274,11 @@ def check_gradients(spec_or_name: ModelSpec | str, batch: int = 8) -> None:
     for pname, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        _require(p.grad is not None, spec, f"no gradient reaches parameter {pname!r}")
-        _require(bool(torch.isfinite(p.grad).all()), spec, f"gradient of {pname!r} is not finite")
-        _require(bool(p.grad.abs().sum() > 0), spec, f"gradient of {pname!r} is all zero")
+        grad = p.grad
+        if grad is None:
+            raise AssertionError(f"{spec.name}: no gradient reaches parameter {pname!r}")
+        _require(bool(torch.isfinite(grad).all()), spec, f"gradient of {pname!r} is not finite")
+        _require(bool(grad.abs().sum() > 0), spec, f"gradient of {pname!r} is all zero")
 
 
 def check_regulariser(
@@ -266,7 +305,8 @@ def check_regulariser(
     away_from_prior(model, x, target_nats)
     with torch.no_grad():
         mean, logvar = model.encode(x)
-        _require(logvar is not None, spec, "a 'kl' model's encode() must return logvar")
+        if logvar is None:
+            raise AssertionError(f"{spec.name}: a 'kl' model's encode() must return logvar")
         analytic = model.loss_terms(x)["reg"]
         gen = torch.Generator().manual_seed(0)
         std = torch.exp(0.5 * logvar)
@@ -332,7 +372,8 @@ def check_beta(spec_or_name: ModelSpec | str, batch: int = 8) -> None:
     if not has_beta:
         return
     other = beta + 2.5
-    model2 = spec.factory(replace(model.config, beta=other), model.input_shape)
+    config: Any = model.config  # a config with a beta field (has_beta)
+    model2 = spec.factory(replace(config, beta=other), model.input_shape)
     model2.load_state_dict(model.state_dict())
     torch.manual_seed(1)
     terms2 = model2.loss_terms(x)
@@ -459,8 +500,8 @@ def check_log_likelihood(
         for _ in range(repeats):
             t = model.loss_terms(x)
             elbos.append(float(-(t["recon"] + t["reg"]).mean()))
-            iw1.append(float(model.log_likelihood(x, k=1).mean()))
-            iwk.append(float(model.log_likelihood(x, k=k).mean()))
+            iw1.append(float(_bound(model, spec, x, 1).mean()))
+            iwk.append(float(_bound(model, spec, x, k).mean()))
     elbo, l1, lk = (sum(v) / repeats for v in (elbos, iw1, iwk))
     # standard error of the difference of the two IWAE means
     se = math.sqrt((torch.tensor(iw1).var().item() + torch.tensor(iwk).var().item()) / repeats)
@@ -558,19 +599,502 @@ def check_model(
             check(spec_or_name)
 
 
-# Dataset plugins get the same treatment: `check_dataset("my-dataset")` raises
-# AssertionError naming the broken rule (see aebench.datasets.conformance).
-from aebench.datasets.conformance import RULES as DATASET_RULES  # noqa: E402
-from aebench.datasets.conformance import check_dataset  # noqa: E402
+# -- metrics -----------------------------------------------------------------
+METRIC_MODEL = "vae-mlp"
+"""The model :func:`check_metric` evaluates by default: a VAE, so that the columns of
+models with a prior, a KL term and a likelihood bound all apply."""
+METRIC_DATASET = "digits"
+METRIC_IMAGES = 200
+"""Images of each split (the first ones) a metric is checked on, by default."""
+METRIC_TRAIN_STEPS = 20
+"""Adam steps a model built by :class:`MetricCase` trains for (on its images) before
+its prior is fitted."""
+
+METRIC_BUDGETS: dict[str, Any] = {
+    "fid_samples": 100,
+    "fid_extractor": "classifier",
+    "kid_subsets": 2,
+    "novelty_train": 200,
+    "nll_k": 4,
+    "nll_samples": 50,
+    "probe_samples": 200,
+    "mig_samples": 200,
+    "dci_samples": 200,
+    "dci_estimators": 5,
+    "sap_samples": 200,
+    "factorvae_votes": 50,
+}
+"""Small but valid budgets for the built-in metric options, over the ``smoke`` profile's
+defaults, so that each metric checks in seconds on CPU; options not named here keep
+their ``smoke`` defaults. FID uses the offline classifier extractor, trained on the
+first use for a dataset and cached under ``$AEBENCH_CACHE_DIR``."""
+
+_TIMING_KEYS = ("eval_timings", "eval_seconds")
+_TRAINED: dict[tuple[str, str], AutoEncoder] = {}
+"""The models :class:`MetricCase` trained, by (model name, dataset name): each is trained
+once per process (training is seeded, so every case would get the same weights) and
+every case gets its own copy."""
+
+
+def metric_names(pattern: str | None = None) -> list[str]:
+    """Names of registered metrics (all, or matching a glob): for ``parametrize``."""
+    return [s.name for s in metric_specs() if pattern is None or fnmatch(s.name, pattern)]
+
+
+def _metric_spec(spec_or_name: MetricSpec | str) -> MetricSpec:
+    if isinstance(spec_or_name, MetricSpec):
+        return spec_or_name
+    specs = {s.name: s for s in metric_specs()}
+    try:
+        return specs[spec_or_name]
+    except KeyError:
+        raise KeyError(f"unknown metric {spec_or_name!r}; metrics: {', '.join(specs)}") from None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+class MetricCase:
+    """One metric on one trained model and one dataset: what the metric checks look at.
+
+    ``model``: an :class:`~aebench.models.base.AutoEncoder`, used as given (trained,
+    prior fitted); a model name, built for the data's image shape, trained for
+    :data:`METRIC_TRAIN_STEPS` steps and its prior fitted, as a run does; ``None``:
+    :data:`METRIC_MODEL`. ``data``: a dataset name (its first :data:`METRIC_IMAGES`
+    train and test images; the full train split is the context's
+    ``reference_train``), a ``(train, test)`` pair of ImageSets used as given, or
+    ``None``: :data:`METRIC_DATASET`. ``options``: metric budgets, over
+    :data:`METRIC_BUDGETS`, over the ``smoke`` profile's defaults.
+
+    The metric's ``check`` and ``prepare`` steps run once, before the first
+    evaluation; :attr:`outcome` evaluates it once for all the checks, through
+    :func:`aebench.metrics.evaluate.evaluate`.
+    """
+
+    def __init__(
+        self,
+        spec_or_name: MetricSpec | str,
+        model: AutoEncoder | str | None = None,
+        data: str | tuple[ImageSet, ImageSet] | None = None,
+        **options: Any,
+    ) -> None:
+        self.spec = _metric_spec(spec_or_name)
+        self._model = METRIC_MODEL if model is None else model
+        self._data = METRIC_DATASET if data is None else data
+        self._options = options
+        self._prepared = False
+
+    @cached_property
+    def splits(self) -> tuple[ImageSet, ImageSet, ImageSet, ImageSet]:
+        """(train, test, full train, full test): what the context and the setup steps get."""
+        if isinstance(self._data, str):
+            train = get_dataset(self._data, "train")
+            test = get_dataset(self._data, "test")
+            n = slice(0, METRIC_IMAGES)
+            return train.subset(n), test.subset(n), train, test
+        train, test = self._data
+        return train, test, train, test
+
+    @cached_property
+    def model(self) -> AutoEncoder:
+        """The model evaluated (built, trained and its prior fitted when given by name)."""
+        if not isinstance(self._model, str):
+            return self._model
+        key = (self._model, self._data) if isinstance(self._data, str) else None
+        if key is not None and key in _TRAINED:
+            return copy.deepcopy(_TRAINED[key])
+        images = self.splits[0]
+        model = build(self._model, images.shape)
+        x = images.batch(slice(0, METRIC_IMAGES))
+        train(model, x, steps=METRIC_TRAIN_STEPS)
+        model.eval()
+        with torch.no_grad():
+            model.fit_prior(model.encode(x).mean)
+        if key is not None:
+            _TRAINED[key] = copy.deepcopy(model)
+        return model
+
+    @property
+    def where(self) -> str:
+        """The model and data, in words, for messages."""
+        model = self._model if isinstance(self._model, str) else type(self._model).__name__
+        data = self._data if isinstance(self._data, str) else self.splits[1].name or "data"
+        return f"{model} on {len(self.splits[1])} {data} test images"
+
+    @cached_property
+    def options(self) -> dict[str, Any]:
+        """Every metric option, resolved: this metric's and every registered one's."""
+        specs = [s for s in metric_specs() if s.name != self.spec.name] + [self.spec]
+        known = {o.name for s in specs for o in s.options}
+        given = {k: v for k, v in METRIC_BUDGETS.items() if k in known}
+        given.update(self._options)
+        return resolve_metric_options("smoke", given, specs)
+
+    def context(self) -> EvalContext:
+        """A fresh context (its own cache) on the model and the data."""
+        train, test, reference, _ = self.splits
+        return EvalContext(
+            self.model, train, test, options=dict(self.options), reference_train=reference
+        )
+
+    @cached_property
+    def ctx(self) -> EvalContext:
+        """The context of :attr:`outcome`."""
+        return self.context()
+
+    def setup(self) -> None:
+        """Run the metric's ``check`` and ``prepare`` steps, once; a failure is a broken rule."""
+        if self._prepared:
+            return
+        spec = self.spec
+        _, _, train, test = self.splits
+        dataset = self._data if isinstance(self._data, str) else test.name
+        setup = MetricSetup(dataset, train, test, dict(self.options), on_event=lambda _: None)
+        for step in ("check", "prepare"):
+            fn = getattr(spec, step)
+            if fn is None:
+                continue
+            try:
+                fn(setup)
+            except Exception as exc:
+                raise AssertionError(
+                    f"{spec.name}: its {step}(setup) step must accept {self.where}: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+        self._prepared = True
+
+    def applies(self, ctx: EvalContext | None = None) -> bool:
+        """Whether the metric applies to the context (default :attr:`ctx`)."""
+        return self.spec.applies_to is None or bool(self.spec.applies_to(ctx or self.ctx))
+
+    def column_applies(self, column: MetricColumn, ctx: EvalContext | None = None) -> bool:
+        """Whether ``column``'s own ``applies_to`` says yes (or it has none)."""
+        return column.applies_to is None or bool(column.applies_to(ctx or self.ctx))
+
+    def evaluate(self, ctx: EvalContext) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        """(what ``fn`` returned, None if it was not called; what ``evaluate`` stored)
+        for this metric alone on ``ctx``; an exception is a broken rule."""
+        spec = self.spec
+        self.setup()
+        returned: list[dict[str, Any]] = []
+
+        def record(ctx: EvalContext) -> Mapping[str, Any]:
+            out = spec.fn(ctx)  # type: ignore[misc]
+            _require(
+                isinstance(out, Mapping),
+                spec,
+                f"fn(ctx) must return a dict of its values, got {type(out).__name__}",
+            )
+            returned.append(dict(out))
+            return out
+
+        try:
+            stored = evaluate(ctx, [replace(spec, fn=record, on_error="fail")])
+        except AssertionError:
+            raise
+        except Exception as exc:
+            raise AssertionError(
+                f"{spec.name}: fn(ctx) must not raise on {self.where}: {type(exc).__name__}: {exc}"
+            ) from exc
+        return (returned[0] if returned else None), stored
+
+    @cached_property
+    def outcome(self) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        """:meth:`evaluate` on :attr:`ctx`, once."""
+        return self.evaluate(self.ctx)
+
+
+def check_metric_declaration(case: MetricCase) -> None:
+    """Details are declared once and are not columns; no registered metric declares one of
+    its column keys (``evaluate`` would store the second as ``<metric>.<key>``)."""
+    spec = case.spec
+    columns = {c.key for c in spec.columns}
+    twice = sorted({d for d in spec.details if spec.details.count(d) > 1})
+    _require(not twice, spec, f"details must be declared once; declared twice: {twice}")
+    both = sorted(columns & set(spec.details))
+    _require(not both, spec, f"a key is a column or a detail, not both: {both}")
+    for other in metric_specs():
+        if other.name == spec.name:
+            continue
+        shared = sorted(columns & {c.key for c in other.columns})
+        _require(
+            not shared,
+            spec,
+            f"column key(s) {shared} are already declared by metric {other.name!r}",
+        )
+
+
+def check_metric_options(case: MetricCase) -> None:
+    """Every option converts its default and each per-profile default to itself (they are
+    already typed and allowed), names only known profiles, and is this metric's alone."""
+    spec = case.spec
+    for opt in spec.options:
+        defaults = {"default": opt.default} | {
+            f"{profile} default": value for profile, value in opt.profiles.items()
+        }
+        for what, value in defaults.items():
+            try:
+                converted = opt.convert(value)
+            except Exception as exc:
+                raise AssertionError(
+                    f"{spec.name}: option {opt.name!r} must convert its {what} {value!r}: {exc}"
+                ) from None
+            _require(
+                converted == value,
+                spec,
+                f"option {opt.name!r}: its {what} {value!r} must already have its type "
+                f"({getattr(opt.type, '__name__', opt.type)}); it converts to {converted!r}",
+            )
+        unknown = sorted(set(opt.profiles) - set(PROFILES))
+        _require(
+            not unknown,
+            spec,
+            f"option {opt.name!r} has defaults for unknown profile(s) {unknown}; "
+            f"profiles: {', '.join(PROFILES)}",
+        )
+        for other in metric_specs():
+            _require(
+                other.name == spec.name or opt.name not in {o.name for o in other.options},
+                spec,
+                f"option {opt.name!r} is already declared by metric {other.name!r}",
+            )
+
+
+def check_metric_setup(case: MetricCase) -> None:
+    """The metric's ``check`` and ``prepare`` steps accept the case's data and budgets."""
+    if case.spec.check is not None or case.spec.prepare is not None:
+        case.setup()
+
+
+def check_metric_applies_to(case: MetricCase) -> None:
+    """The metric's ``applies_to`` and each column's return a bool (and do not raise)."""
+    spec = case.spec
+    if spec.fn is None:
+        return
+    tests = [("applies_to", spec.applies_to)]
+    tests += [(f"column {c.key!r}'s applies_to", c.applies_to) for c in spec.columns]
+    for what, fn in tests:
+        if fn is None:
+            continue
+        try:
+            value = fn(case.ctx)
+        except Exception as exc:
+            raise AssertionError(
+                f"{spec.name}: {what}(ctx) must not raise on {case.where}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        _require(
+            isinstance(value, bool),
+            spec,
+            f"{what}(ctx) must return a bool, got {type(value).__name__}",
+        )
+
+
+def check_metric_keys(case: MetricCase) -> None:
+    """Where the metric applies, ``fn`` returns exactly its declared keys: every column
+    whose own ``applies_to`` says yes, not None, and otherwise only declared columns and
+    ``details``."""
+    spec = case.spec
+    if spec.fn is None:
+        return
+    returned, _ = case.outcome
+    if returned is None:  # it does not apply: see check_metric_not_applicable
+        return
+    declared = {c.key for c in spec.columns}
+    extra = sorted(set(returned) - declared - set(spec.details))
+    _require(
+        not extra,
+        spec,
+        f"fn(ctx) returned key(s) {extra} it does not declare: declare each as a column "
+        "or in details",
+    )
+    for col in spec.columns:
+        if not case.column_applies(col):
+            continue
+        _require(
+            col.key in returned,
+            spec,
+            f"fn(ctx) must return column {col.key!r} on {case.where} (it applies)",
+        )
+        _require(
+            returned[col.key] is not None,
+            spec,
+            f"column {col.key!r} may be None only where its own applies_to says no; it "
+            f"applies on {case.where}",
+        )
+
+
+def check_metric_values(case: MetricCase) -> None:
+    """Every value ``evaluate`` stores for a column is a finite number (an integral one for
+    an ``integer`` column) or None."""
+    spec = case.spec
+    if spec.fn is None:
+        return
+    _, stored = case.outcome
+    for col in spec.columns:
+        value = stored.get(col.key)
+        if value is None:
+            continue
+        _require(
+            _is_number(value) and math.isfinite(value),
+            spec,
+            f"column {col.key!r} must be a finite number or None, got {value!r}",
+        )
+        _require(
+            not col.integer or float(value).is_integer(),
+            spec,
+            f"integer column {col.key!r} must be a whole number, got {value!r}",
+        )
+
+
+def check_metric_not_applicable(case: MetricCase) -> None:
+    """Where the metric does not apply, ``evaluate`` stores None for every column and lists
+    it under ``not_applicable`` (and ``fn`` is not called); where it applies, exactly the
+    columns whose own ``applies_to`` says no are so."""
+    spec = case.spec
+    if spec.fn is None:
+        return
+    returned, stored = case.outcome
+    listed = set(stored.get(NOT_APPLICABLE, ()))
+    applies = case.applies()
+    _require(
+        (returned is not None) == applies,
+        spec,
+        "evaluate() must call fn exactly when applies_to says the metric applies",
+    )
+    for col in spec.columns:
+        na = not applies or not case.column_applies(col)
+        why = "the metric" if not applies else f"column {col.key!r}"
+        if na:
+            _require(
+                col.key in stored and stored[col.key] is None,
+                spec,
+                f"{why} does not apply on {case.where}: evaluate() must store None for "
+                f"{col.key!r}, got {stored.get(col.key, '<missing>')!r}",
+            )
+        _require(
+            (col.key in listed) == na,
+            spec,
+            f"column {col.key!r} must be listed under {NOT_APPLICABLE!r} exactly when "
+            f"{why} does not apply (applies: {not na}; listed: {col.key in listed})",
+        )
+
+
+def check_metric_json(case: MetricCase) -> None:
+    """What ``evaluate`` stores for the metric can be written to ``metrics.json``."""
+    spec = case.spec
+    if spec.fn is None:
+        return
+    _, stored = case.outcome
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            write_json(Path(tmp) / "metrics.json", stored)
+        except Exception as exc:
+            raise AssertionError(
+                f"{spec.name}: its values must be JSON-serialisable for metrics.json: "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
+
+
+def check_metric_determinism(case: MetricCase) -> None:
+    """A second evaluation on a fresh context (same model, data, seed) stores the same values."""
+    spec = case.spec
+    if spec.fn is None:
+        return
+    _, first = case.outcome
+    _, second = case.evaluate(case.context())
+    for key in sorted(set(first) | set(second)):
+        if key in _TIMING_KEYS:
+            continue
+        a, b = first.get(key, "<missing>"), second.get(key, "<missing>")
+        _require(
+            a == b or (_is_number(a) and _is_number(b) and math.isnan(a) and math.isnan(b)),
+            spec,
+            f"the same seed must give the same values: {key!r} was {a!r}, then {b!r}",
+        )
+
+
+METRIC_CHECKS: dict[str, Callable[[MetricCase], None]] = {
+    "declaration": check_metric_declaration,
+    "options": check_metric_options,
+    "setup": check_metric_setup,
+    "applies_to": check_metric_applies_to,
+    "keys": check_metric_keys,
+    "values": check_metric_values,
+    "not_applicable": check_metric_not_applicable,
+    "json": check_metric_json,
+    "determinism": check_metric_determinism,
+}
+"""Every metric check by name, in the order :func:`check_metric` runs them. Each takes a
+:class:`MetricCase`; those that need values share its one evaluation. A metric with
+``fn=None`` (columns another part of aebench writes) gets only the declaration checks."""
+
+
+def metric_check_names() -> list[str]:
+    """Names of all metric checks: for ``pytest.mark.parametrize``."""
+    return list(METRIC_CHECKS)
+
+
+def run_metric_check(
+    name: str,
+    spec_or_name: MetricSpec | str,
+    model: AutoEncoder | str | None = None,
+    data: str | tuple[ImageSet, ImageSet] | None = None,
+    **options: Any,
+) -> None:
+    """Run one named metric check on one metric (arguments as :class:`MetricCase`'s)."""
+    try:
+        check = METRIC_CHECKS[name]
+    except KeyError:
+        raise KeyError(
+            f"unknown metric check {name!r}; checks: {', '.join(METRIC_CHECKS)}"
+        ) from None
+    check(MetricCase(spec_or_name, model, data, **options))
+
+
+def check_metric(
+    spec_or_name: MetricSpec | str,
+    model: AutoEncoder | str | None = None,
+    data: str | tuple[ImageSet, ImageSet] | None = None,
+    skip: Iterable[str] = (),
+    **options: Any,
+) -> None:
+    """Run every metric check (except ``skip``) on one metric, registered or not; the first
+    broken rule raises ``AssertionError("<metric>: <rule>")``.
+
+    By default the metric is evaluated on a :data:`METRIC_MODEL` trained briefly on the
+    first :data:`METRIC_IMAGES` images of ``digits``, with :data:`METRIC_BUDGETS`;
+    ``model``, ``data`` and ``options`` (metric budgets) change that, as in
+    :class:`MetricCase`. Checks that need values evaluate the metric once (twice for
+    ``determinism``), through :func:`aebench.metrics.evaluate.evaluate`.
+    """
+    skipped = set(skip)
+    unknown = skipped - set(METRIC_CHECKS)
+    if unknown:
+        raise KeyError(f"unknown metric check(s) to skip: {', '.join(sorted(unknown))}")
+    case = MetricCase(spec_or_name, model, data, **options)
+    for name, check in METRIC_CHECKS.items():
+        if name not in skipped:
+            check(case)
+
 
 __all__ = [
     "CHECKS",
     "DATASET_RULES",
+    "METRIC_BUDGETS",
+    "METRIC_CHECKS",
+    "MetricCase",
     "build",
     "check_dataset",
+    "check_metric",
     "check_model",
     "check_names",
     "digits_batch",
+    "metric_check_names",
+    "metric_names",
     "model_names",
+    "offline_dataset_names",
     "run_check",
+    "run_metric_check",
 ]

@@ -30,12 +30,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aebench._version import __version__
 from aebench.errors import ConfigError
 from aebench.store import RunRecord, RunStore
 
 EXPERIMENT = "aebench"
-PARAMS = ("model", "dataset", "seed", "epochs", "batch_size", "lr", "limit", "val_size")
-PARAMS += ("profile", "device", "binarize", "deterministic", "compile")
+PARAMS: tuple[str, ...] = ("model", "dataset", "seed", "epochs", "batch_size", "lr", "limit")
+PARAMS += ("val_size", "profile", "device", "binarize", "deterministic", "compile")
 
 
 @dataclass
@@ -111,13 +112,12 @@ def export_mlflow(
 
 
 def _tags(record: RunRecord) -> dict[str, str]:
-    import aebench
 
     config = record.config
     return {
         "aebench.run_id": record.run_id,
         "aebench.key": str(record.key),
-        "aebench.version": aebench.__version__,
+        "aebench.version": __version__,
         "aebench.family": str(config.get("family", "")),
         "aebench.plugin": str(config.get("plugin", "")),
         "aebench.status": record.status,

@@ -19,7 +19,8 @@ from typing import Any
 import torch
 
 from aebench.datasets.base import ImageSet
-from aebench.metrics.losses import loss_metrics
+from aebench.metrics._util import loss_metrics
+from aebench.metrics.image import average, image_metrics_per_image
 from aebench.models.base import AutoEncoder
 from aebench.progress import EpochEnded, EpochStarted, OnEvent, StepsDone, ignore
 
@@ -77,8 +78,6 @@ class TrainResult:
 
 
 def _image_metrics(model: AutoEncoder, x: torch.Tensor, prefix: str) -> dict[str, float]:
-    from aebench.metrics.image import average, image_metrics_per_image
-
     with torch.no_grad():
         recon = model.reconstruct(x).clamp_(0, 1)
     return {f"{prefix}_{k}": v for k, v in average(image_metrics_per_image(recon, x)).items()}

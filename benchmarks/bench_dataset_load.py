@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> None:
         import torch
         import torchvision.datasets  # noqa: F401  (imported up front, not timed)
 
-        from aebench.api import get_dataset
+        from aebench.catalog import get_dataset
 
         torch.set_num_threads(min(2, os.cpu_count() or 1))
 

@@ -27,7 +27,7 @@ import torch
 
 import aebench
 from aebench.datasets.base import ImageSet
-from aebench.metrics import EvalContext, evaluate
+from aebench.metrics.evaluate import evaluate, make_context
 
 
 def load_data(data_dir: str) -> tuple[ImageSet, ImageSet, str]:
@@ -105,14 +105,14 @@ def main() -> None:
         "probe_samples": 10000,
     }
     if args.profile:
-        from aebench.metrics import metric_specs
+        from aebench.catalog import metric_specs
 
         kw = {o.name: o.default_for(args.profile) for s in metric_specs() for o in s.options}
         kw["fid_extractor"] = "classifier"
         print(f"budgets of the {args.profile} profile: {kw}")
 
     def timed_eval(label: str) -> dict:
-        out = evaluate(EvalContext.create(model, train, test, **kw))
+        out = evaluate(make_context(model, train, test, **kw))
         parts = ", ".join(f"{k} {v:.2f}" for k, v in out["eval_timings"].items())
         print(f"evaluate {label}: {out['eval_seconds']:.1f} s  [{parts}]", flush=True)
         return out

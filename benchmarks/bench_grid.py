@@ -62,11 +62,11 @@ def run(out: Path, args: argparse.Namespace, workers: int) -> tuple[float, pd.Da
 def train_images(args: argparse.Namespace) -> int:
     """Images the grid's training loops process: epochs x training-set size, per cell."""
     from aebench.data import DataCache
-    from aebench.plan import Options, plan
+    from aebench.plan import Grid, plan
 
     runs = plan(
         [
-            Options(
+            Grid(
                 models=args.models.split(","),
                 datasets=[args.data],
                 profile=args.profile,

@@ -16,7 +16,8 @@ import pytest
 import torch
 
 import aebench.datasets.fetching as fetching
-from aebench.api import get_dataset, load_splits
+from aebench import catalog
+from aebench.catalog import get_dataset, load_splits
 from aebench.datasets import mnist, svhn
 from aebench.datasets.base import ImageSet, cache_dir, validation_split
 from aebench.datasets.conformance import check_dataset
@@ -346,7 +347,7 @@ def test_svhn_read_only_root(tmp_path, no_checksums):
         restore_writable(root)
 
 
-# -- validation split and conformance -------------------------------------------
+# -- validation split -------------------------------------------------------------
 def test_validation_split_is_deterministic_and_disjoint():
     images = torch.arange(100, dtype=torch.uint8).view(100, 1, 1, 1)
     full = ImageSet(images, torch.arange(100) % 10, None, "toy", "train")
@@ -357,41 +358,6 @@ def test_validation_split_is_deterministic_and_disjoint():
     assert set(va1.images.flatten().tolist()).isdisjoint(tr1.images.flatten().tolist())
     _, va3 = validation_split(full, 0.2, seed=1)
     assert not torch.equal(va1.images, va3.images)
-
-
-def test_conformance_names_the_broken_rule(tmp_path, no_checksums):
-    from aebench.specs import DatasetSpec
-
-    def bad_load(split, root, **_):
-        images = torch.zeros(3, 1, 28, 28, dtype=torch.uint8)
-        return ImageSet(images, torch.tensor([0, 1, 12]), None, "bad", split)
-
-    def nondeterministic(split, root, **_):
-        images = torch.randint(0, 255, (3, 1, 28, 28), dtype=torch.uint8)
-        return ImageSet(images, None, None, "nd", split)
-
-    import types
-
-    from aebench.hookspecs import hookimpl
-
-    @hookimpl
-    def register_datasets(register):
-        register(DatasetSpec("bad-labels", bad_load, (1, 28, 28), num_classes=10))
-        register(DatasetSpec("bad-shape", bad_load, (1, 32, 32)))
-        register(DatasetSpec("flaky", nondeterministic, (1, 28, 28)))
-
-    plugins = get_plugins()
-    plugins.register(types.SimpleNamespace(register_datasets=register_datasets), "conformance-test")
-    try:
-        with pytest.raises(AssertionError, match="labels-int64-in-range"):
-            check_dataset("bad-labels")
-        with pytest.raises(AssertionError, match="shape-matches-spec"):
-            check_dataset("bad-shape")
-        with pytest.raises(AssertionError, match="'deterministic'"):
-            check_dataset("flaky")
-        check_dataset("digits")
-    finally:
-        plugins.unregister("conformance-test")
 
 
 # -- fetch (never downloads: the download function is replaced) -----------------
@@ -405,7 +371,7 @@ def test_fetch_uses_torchvision_urls_and_md5s(tmp_path, monkeypatch):
         Path(root, filename).write_bytes(src.read_bytes())
 
     monkeypatch.setattr(fetching, "download_url", fake_download)
-    root = fetching.fetch_dataset("mnist", tmp_path / "data", echo=None)
+    root = catalog.fetch_dataset("mnist", tmp_path / "data", echo=None)
     assert root == tmp_path / "data"
     assert [f for _, f, _ in seen] == [name for name, _ in mnist.MNIST.torchvision()[1].items()]
     assert seen[0][0] == "https://ossci-datasets.s3.amazonaws.com/mnist/train-images-idx3-ubyte.gz"
@@ -424,7 +390,7 @@ def test_fetch_failure_is_one_clean_line_and_leaves_nothing(tmp_path, monkeypatc
 
     monkeypatch.setattr(fetching, "download_url", offline)
     with pytest.raises(DataError) as info:
-        fetching.fetch_dataset("svhn", tmp_path, echo=None)
+        catalog.fetch_dataset("svhn", tmp_path, echo=None)
     msg = str(info.value)
     assert "train_32x32.mat" in msg and "no network" in msg and "\n" not in msg
     assert str(tmp_path / "SVHN" / "train_32x32.mat") in msg
@@ -435,7 +401,7 @@ def test_fetch_into_read_only_root(tmp_path, monkeypatch):
     monkeypatch.setattr(fetching, "download_url", pytest.fail)
     (tmp_path / "a-file").write_text("")
     with pytest.raises(DataError, match="cannot create") as info:
-        fetching.fetch_dataset("mnist", tmp_path / "a-file" / "data", echo=None)
+        catalog.fetch_dataset("mnist", tmp_path / "a-file" / "data", echo=None)
     assert "choose a writable --data-dir" in str(info.value)
     root = tmp_path / "ro"
     root.mkdir()
@@ -444,14 +410,14 @@ def test_fetch_into_read_only_root(tmp_path, monkeypatch):
         if os.access(root, os.W_OK):
             pytest.skip("running as a user who can write read-only folders")
         with pytest.raises(DataError, match="choose a writable --data-dir"):
-            fetching.fetch_dataset("mnist", root, echo=None)
+            catalog.fetch_dataset("mnist", root, echo=None)
     finally:
         restore_writable(root)
 
 
 def test_fetch_digits_and_folder_need_nothing(tmp_path):
     said = []
-    assert fetching.fetch_dataset("digits", tmp_path, echo=said.append) == tmp_path
-    fetching.fetch_dataset("folder:whatever", tmp_path, echo=said.append)
+    assert catalog.fetch_dataset("digits", tmp_path, echo=said.append) == tmp_path
+    catalog.fetch_dataset("folder:whatever", tmp_path, echo=said.append)
     assert "nothing to fetch" in said[0] and "nothing to fetch" in said[1]
     assert list(tmp_path.iterdir()) == []

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 import aebench.datasets.folder as folder
-from aebench.api import get_dataset, load_splits
+from aebench.catalog import get_dataset, load_splits
 from aebench.datasets.base import cache_dir
 from aebench.datasets.conformance import check_dataset
 from aebench.errors import ConfigError, DataError

@@ -15,8 +15,9 @@ import torch
 
 import aebench
 from aebench.datasets.base import ImageSet
-from aebench.metrics import EvalContext, evaluate
 from aebench.metrics import disentanglement as dis
+from aebench.metrics.context import EvalContext
+from aebench.metrics.evaluate import evaluate, make_context
 from aebench.plugins import get_plugins
 
 KEYS = (
@@ -309,7 +310,7 @@ def imageset(factors: np.ndarray, split: str, with_factors: bool = True) -> Imag
 
 def context(z_train: np.ndarray, z_test: np.ndarray, **options: int) -> EvalContext:
     budgets = {"dci_estimators": ESTIMATORS, "factorvae_votes": 400, **options}
-    ctx = EvalContext.create(
+    ctx = make_context(
         None,  # type: ignore[arg-type]  # never used: the latents are given
         imageset(TRAIN, "train"),
         imageset(TEST, "test"),

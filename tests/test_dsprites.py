@@ -19,6 +19,7 @@ import torch
 from test_disentanglement import check_factor_columns
 
 import aebench
+from aebench import catalog
 from aebench.datasets import dsprites, fetching
 from aebench.datasets.conformance import check_dataset
 from aebench.errors import ConfigError, DataError
@@ -328,7 +329,7 @@ def test_fetch_downloads_verifies_and_moves_the_file_into_place(tmp_path, monkey
     calls: list[str] = []
     monkeypatch.setattr(fetching, "download_url", fake_downloader(source, calls))
     root = tmp_path / "data"
-    assert fetching.fetch_dataset("dsprites", root, echo=None) == root
+    assert catalog.fetch_dataset("dsprites", root, echo=None) == root
     assert calls == [dsprites.URLS[0]]
     assert dsprites.COMMIT in calls[0]  # pinned to the commit whose blob id is checked
     dest = root / dsprites.FOLDER / dsprites.FILENAME
@@ -336,7 +337,7 @@ def test_fetch_downloads_verifies_and_moves_the_file_into_place(tmp_path, monkey
     assert [p.name for p in dest.parent.iterdir()] == [dsprites.FILENAME]  # no temp left
     # a verified copy is not downloaded again
     monkeypatch.setattr(fetching, "download_url", pytest.fail)
-    fetching.fetch_dataset("dsprites", root, echo=None)
+    catalog.fetch_dataset("dsprites", root, echo=None)
     assert len(aebench.get_dataset("dsprites", "test", root)) == 19
 
 
@@ -346,7 +347,7 @@ def test_fetch_of_wrong_bytes_fails_and_leaves_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(fetching, "download_url", fake_downloader(source, calls))
     root = tmp_path / "data"
     with pytest.raises(DataError, match="git blob id") as info:
-        fetching.fetch_dataset("dsprites", root, echo=None)
+        catalog.fetch_dataset("dsprites", root, echo=None)
     assert "\n" not in str(info.value)
     assert not list((root / dsprites.FOLDER).iterdir())
 
@@ -355,7 +356,7 @@ def test_fetch_offline_is_one_line_naming_the_urls_and_where_to_copy(tmp_path):
     root = tmp_path / "data"
     with pytest.raises(DataError) as info:
         # the autouse fixture refuses downloads
-        fetching.fetch_dataset("dsprites", root, echo=None)
+        catalog.fetch_dataset("dsprites", root, echo=None)
     message = str(info.value)
     assert all(url in message for url in dsprites.URLS)
     dest = root / dsprites.FOLDER / dsprites.FILENAME

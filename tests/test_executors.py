@@ -79,9 +79,9 @@ def test_a_cell_claimed_by_a_live_process_is_left_to_it(serial, cli, tmp_path):
     runs = ["run", "--models", "ae-mlp", "--datasets", "digits", *FAST]
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        from aebench.plan import Options, plan
+        from aebench.plan import Grid, plan
 
-        (cell,) = plan([Options(models=["ae-mlp"], datasets=["digits"], profile="smoke")], "cpu")
+        (cell,) = plan([Grid(models=["ae-mlp"], datasets=["digits"], profile="smoke")], "cpu")
         claims = tmp_path / CLAIMS
         claims.mkdir(parents=True)
         host = __import__("socket").gethostname()

@@ -9,15 +9,11 @@ import pytest
 import torch
 
 import aebench
-from aebench.metrics import (
-    EvalContext,
-    column_specs,
-    disentanglement,
-    evaluate,
-    metric_specs,
-    resolve_options,
-)
-from aebench.metrics.losses import loss_metrics
+from aebench.catalog import column_specs, metric_specs, resolve_metric_options
+from aebench.metrics import disentanglement
+from aebench.metrics._util import loss_metrics
+from aebench.metrics.context import EvalContext
+from aebench.metrics.evaluate import evaluate, make_context
 from aebench.models.base import AutoEncoder, Encoding, ModelConfig
 from aebench.specs import MetricColumn, MetricSpec
 
@@ -68,7 +64,7 @@ def test_bits_per_dim_definition(digits):
 
 
 def _evaluate(model, train, test, **kwargs):
-    return evaluate(EvalContext.create(model, train, test, **kwargs))
+    return evaluate(make_context(model, train, test, **kwargs))
 
 
 def test_evaluate_without_fid_keys_and_json(digits):
@@ -142,7 +138,7 @@ def test_plugin_metrics_get_context_and_are_isolated(digits):
         MetricSpec("good", good, columns=(MetricColumn("n_pixels", "Pixels"),)),
         MetricSpec("bad", bad, columns=(MetricColumn("bad_value", "Bad"),)),
     ]
-    ctx = EvalContext.create(PixelAE((1, 8, 8)), train, test, fid_samples=0, probe_samples=200)
+    ctx = make_context(PixelAE((1, 8, 8)), train, test, fid_samples=0, probe_samples=200)
     ctx.seed = 7
     out = evaluate(ctx, specs)
     assert seen[0].seed == 7 and seen[0].dataset == "digits" and seen[0].device.type == "cpu"
@@ -178,15 +174,15 @@ def test_inapplicable_metric_is_not_called(digits):
         columns=(MetricColumn("only_kl", "Only KL"),),
         applies_to=lambda ctx: ctx.model.regulariser == "kl",
     )
-    out = evaluate(EvalContext.create(PixelAE((1, 8, 8)), train, test), [spec])
+    out = evaluate(make_context(PixelAE((1, 8, 8)), train, test), [spec])
     assert calls == [] and out["only_kl"] is None and out["not_applicable"] == ["only_kl"]
-    out = evaluate(EvalContext.create(PixelKL((1, 8, 8)), train, test), [spec])
+    out = evaluate(make_context(PixelKL((1, 8, 8)), train, test), [spec])
     assert len(calls) == 1 and out["only_kl"] == 1.0 and out["not_applicable"] == []
 
 
 def test_bad_budgets_are_rejected_before_work(digits):
     train, test = digits
-    with pytest.raises(aebench.errors.ConfigError, match="unknown value 'nope'"):
+    with pytest.raises(aebench.errors.ConfigError, match=r"expected one of .*, got 'nope'"):
         _evaluate(PixelAE((1, 8, 8)), train, test, fid_extractor="nope")
     with pytest.raises(aebench.errors.ConfigError, match="--nll-k must be >= 1"):
         _evaluate(PixelAE((1, 8, 8)), train, test, nll_k=0)
@@ -195,9 +191,9 @@ def test_bad_budgets_are_rejected_before_work(digits):
 
 
 def test_profiles_set_each_metrics_budget():
-    smoke, full = resolve_options("smoke"), resolve_options("full")
+    smoke, full = resolve_metric_options("smoke"), resolve_metric_options("full")
     assert smoke["fid_samples"] < full["fid_samples"] and smoke["nll_k"] < full["nll_k"]
-    assert resolve_options("smoke", {"fid_samples": "0"})["fid_samples"] == 0
+    assert resolve_metric_options("smoke", {"fid_samples": "0"})["fid_samples"] == 0
 
 
 def test_a_plugin_cannot_redeclare_a_builtin_column():

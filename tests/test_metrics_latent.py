@@ -7,7 +7,7 @@ import torch
 from torch.distributions import Normal, kl_divergence
 
 import aebench
-from aebench.metrics import EvalContext, evaluate
+from aebench.metrics.evaluate import evaluate, make_context
 from aebench.metrics.latent import METRIC, active_units, kl_per_dim
 
 
@@ -38,7 +38,7 @@ def test_a_vae_with_dead_dimensions_is_flagged(digits):
         for row in (2, 3, 6, 7):  # dims 2 and 3: mean 0, log-variance 0 for every image
             last.weight[row] = 0.0
             last.bias[row] = 0.0
-    out = evaluate(EvalContext.create(model, train, test), [METRIC])
+    out = evaluate(make_context(model, train, test), [METRIC])
     assert out["collapsed_fraction"] == 0.5 and out["kl_per_dim"][2:] == [0.0, 0.0]
     assert out["active_units"] == 2
     # the per-dimension KL adds up to the model's own KL term
@@ -52,6 +52,6 @@ def test_an_autoencoder_has_active_units_but_no_collapse(digits):
     train, test = digits
     torch.manual_seed(0)
     model = aebench.create_model("ae-mlp", (1, 8, 8), latent_dim=3)
-    out = evaluate(EvalContext.create(model, train, test), [METRIC])
+    out = evaluate(make_context(model, train, test), [METRIC])
     assert out["active_units"] <= 3 and "kl_per_dim" not in out
     assert out["collapsed_fraction"] is None and out["not_applicable"] == ["collapsed_fraction"]

@@ -1,8 +1,9 @@
 """The metrics registry: one spec per metric, and everything generated from it.
 
 A metric registered by a (temporary) plugin must reach results.csv,
-results.parquet, the leaderboard and `aebench metrics` with no other edit;
-README's metric tables must equal what the registry generates.
+results.parquet, the leaderboard and `aebench metrics` with no other edit, with
+its own `aebench run` flag, its own pre-run check and its own leaderboard
+warning; README's metric tables must equal what the registry generates.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import pandas as pd
 import pytest
 
 import aebench
-from aebench.metrics import column_specs, markdown, metric_specs
+import aebench.errors
+from aebench.catalog import column_specs, metric_specs, metrics_markdown
 from aebench.plugins import get_plugins
-from aebench.specs import GROUPS, MetricColumn, MetricOption, MetricSpec
+from aebench.specs import GROUPS, ColumnFlag, MetricColumn, MetricOption, MetricSpec
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
@@ -26,6 +28,20 @@ def mean_brightness(ctx) -> dict[str, float]:
     """A plugin metric: mean pixel value of the model's samples (needs a budget)."""
     samples = ctx.samples(ctx.option("brightness_samples"))
     return {"sample_brightness": float(samples.float().mean() / 255), "brightness_note": "ok"}
+
+
+PREPARED: list[tuple[str, int]] = []
+
+
+def refuse_unlucky(setup) -> None:
+    """The plugin's pre-run check: a budget it cannot work with fails before training."""
+    if setup.options["brightness_samples"] == 13:
+        raise aebench.errors.ConfigError("--brightness-samples 13 is unlucky: pick another")
+
+
+def remember(setup) -> None:
+    """The plugin's shared preparation: recorded, to show it runs once per dataset."""
+    PREPARED.append((setup.dataset, setup.options["brightness_samples"]))
 
 
 class BrightnessPlugin:
@@ -44,8 +60,13 @@ class BrightnessPlugin:
                         "max",
                         "Mean pixel value of generated samples",
                         group="samples",
+                        flag=ColumnFlag(
+                            "dim", "dim samples", 2.0, "{worst:.2f} in {count}/{n}", at_least=False
+                        ),
                     ),
                 ),
+                check=refuse_unlucky,
+                prepare=remember,
                 options=(
                     MetricOption(
                         "brightness_samples",
@@ -54,6 +75,7 @@ class BrightnessPlugin:
                         "samples drawn",
                         profiles={"smoke": 32},
                         minimum=1,
+                        flag="--brightness-samples",
                     ),
                 ),
             )
@@ -64,6 +86,7 @@ class BrightnessPlugin:
 def brightness():
     plugins = get_plugins()
     plugins.register(BrightnessPlugin(), "brightness")
+    PREPARED.clear()
     try:
         yield
     finally:
@@ -95,12 +118,13 @@ def test_a_plugin_metric_reaches_table_parquet_site_and_listing(brightness, cli,
         "--epochs",
         "1",
         "--no-fid",
-        "--metric-option",
-        "brightness_samples=16",
+        "--brightness-samples",
+        "16",
         "--out",
         str(tmp_path),
     )
     assert code == 0, err
+    assert PREPARED == [("digits", 16)]  # once for the dataset, not once per cell
     for table in (
         pd.read_csv(tmp_path / "results.csv"),
         pd.read_parquet(tmp_path / "results.parquet"),
@@ -119,16 +143,39 @@ def test_a_plugin_metric_reaches_table_parquet_site_and_listing(brightness, cli,
     assert "Brightness" in header.group(0) and "↑" in header.group(0)
     assert "Mean pixel value of generated samples" in header.group(0)  # tooltip
 
+    # Its leaderboard warning: a brightness of at most 2.0 (always) flags every row.
+    rows = re.findall(r'<span class="flag flag-dim" title="([^"]*)">⚠ dim samples</span>', index)
+    assert len(rows) == 2 and all(re.fullmatch(r"0\.\d\d in 1/1", t) for t in rows)
+
     code, out, _ = cli("metrics", "--json")
     listed = {s["name"]: s for s in json.loads(out)}
     assert listed["brightness"]["columns"][0]["label"] == "Brightness"
     assert listed["brightness"]["options"][0]["profiles"] == {"smoke": 32}
 
 
+def test_a_plugin_metric_check_refuses_its_settings_before_training(brightness, cli, tmp_path):
+    args = "--models ae-mlp --datasets digits --no-fid --brightness-samples 13 --out"
+    code, _, err = cli("run", *args.split(), str(tmp_path))
+    assert code == 2
+    assert err.strip() == "aebench: error: --brightness-samples 13 is unlucky: pick another"
+    assert not list((tmp_path / "runs").glob("*"))  # nothing trained
+
+
+def test_metric_flags_come_from_the_specs(brightness, cli):
+    code, out, _ = cli("run", "--help")
+    assert code == 0
+    for flag in ("--brightness-samples", "--fid-samples", "--no-fid", "--nll-k", "--probe-samples"):
+        assert flag in out
+    code, _, err = cli(
+        "run", "--models", "ae-mlp", "--datasets", "digits", "--no-fid", "--fid-samples", "500"
+    )
+    assert code == 2 and "--no-fid and --fid-samples contradict each other" in err
+
+
 def test_readme_metric_tables_are_generated_from_the_registry():
     builtin = [s for s in metric_specs() if s.plugin.endswith("(built-in)")]
     block = re.search(r"<!-- metrics:start.*?-->\n(.*?)<!-- metrics:end -->", README, re.S)
     assert block, "README.md must hold the generated metric tables between metrics markers"
-    assert block.group(1) == markdown(builtin), (
+    assert block.group(1) == metrics_markdown(builtin), (
         "README's metric tables are stale: paste `aebench metrics --markdown` between the markers"
     )

@@ -13,9 +13,11 @@ import torch_fidelity
 from prdc import compute_prdc
 
 import aebench
-from aebench.metrics import EvalContext, evaluate, fid, generate_samples
+from aebench.metrics import fid
 from aebench.metrics import samples as sm
 from aebench.metrics._util import encode_all, fixed_indices
+from aebench.metrics.context import generate_samples
+from aebench.metrics.evaluate import evaluate, make_context
 from aebench.models.base import AutoEncoder, Encoding, ModelConfig
 
 SPECS = [fid.METRIC, sm.METRIC]
@@ -57,7 +59,7 @@ def features(fid_cache, digits):
 
 def _evaluate(model, train, test, **options):
     options = {"fid_samples": 300, "kid_subsets": 10, "probe_samples": 0, **options}
-    return evaluate(EvalContext.create(model, train, test, **options), SPECS)
+    return evaluate(make_context(model, train, test, **options), SPECS)
 
 
 def _noisy(images: torch.Tensor, levels: int, seed: int = 0) -> torch.Tensor:

@@ -14,7 +14,7 @@ import aebench
 from aebench.cli import main
 from aebench.errors import ConfigError
 from aebench.models.vae import VAE, VAEConfig
-from aebench.plan import Options, load_suite, plan
+from aebench.plan import Grid, load_suite, plan
 from aebench.plugins import get_plugins
 from aebench.specs import ModelSpec
 
@@ -57,7 +57,7 @@ def configs(runs, model):
 def test_sweeps_expand_into_the_grid_with_typed_values(noisy):
     runs = plan(
         [
-            Options(
+            Grid(
                 models=["noisy-mlp", "vae-mlp"],
                 datasets=["digits"],
                 model_options={"noise": "0.5,1", "tied": ["true"], "latent_dim": [2, 4]},
@@ -83,7 +83,7 @@ def test_sweeps_expand_into_the_grid_with_typed_values(noisy):
 def test_list_options_one_value_or_a_sweep(noisy):
     def widths(raw):
         runs = plan(
-            [Options(models=["noisy-mlp"], datasets=["digits"], model_options={"widths": raw})],
+            [Grid(models=["noisy-mlp"], datasets=["digits"], model_options={"widths": raw})],
             device="cpu",
         )
         return [r.model_config["widths"] for r in runs]
@@ -97,7 +97,7 @@ def test_list_options_one_value_or_a_sweep(noisy):
 def test_every_option_is_in_the_key():
     def key(**opts):
         (run,) = plan(
-            [Options(models=["vae-mlp"], datasets=["digits"], model_options=opts)], device="cpu"
+            [Grid(models=["vae-mlp"], datasets=["digits"], model_options=opts)], device="cpu"
         )
         return run.key
 
@@ -118,7 +118,7 @@ def test_every_option_is_in_the_key():
 )
 def test_option_errors_name_the_option(noisy, opts, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
-        plan([Options(models=["noisy-mlp"], datasets=["digits"], model_options=opts)], "cpu")
+        plan([Grid(models=["noisy-mlp"], datasets=["digits"], model_options=opts)], "cpu")
 
 
 def test_cli_sweep_reaches_results_with_one_column_per_varied_option(cli, tmp_path):
@@ -224,10 +224,10 @@ def test_dynamic_binarisation_and_n_seeds(tmp_path):
     from aebench.data import DataCache
 
     runs = plan(
-        [Options(models=["vae-mlp"], datasets=["digits"], binarize="dynamic", n_seeds=3)], "cpu"
+        [Grid(models=["vae-mlp"], datasets=["digits"], binarize="dynamic", n_seeds=3)], "cpu"
     )
     assert [r.seed for r in runs] == [0, 1, 2] and {r.binarize for r in runs} == {"dynamic"}
-    plain = plan([Options(models=["vae-mlp"], datasets=["digits"])], "cpu")[0]
+    plain = plan([Grid(models=["vae-mlp"], datasets=["digits"])], "cpu")[0]
     assert plain.key != runs[0].key  # another setting, another run
     data = DataCache().for_run(runs[0])
     for split in (data.val, data.test):  # binarised once, the same for every run and seed
@@ -235,9 +235,9 @@ def test_dynamic_binarisation_and_n_seeds(tmp_path):
         assert torch.equal(split.images, getattr(DataCache().for_run(runs[2]), split.split).images)
     assert len(data.train.images.unique()) > 2  # training batches are binarised on the fly
     with pytest.raises(ConfigError, match="--binarize: expected 'dynamic'"):
-        plan([Options(models=["vae-mlp"], datasets=["digits"], binarize="static")], "cpu")
+        plan([Grid(models=["vae-mlp"], datasets=["digits"], binarize="static")], "cpu")
     with pytest.raises(ConfigError, match="--n-seeds: give at most one --seeds value"):
-        plan([Options(models=["vae-mlp"], datasets=["digits"], seeds=[0, 1], n_seeds=2)], "cpu")
+        plan([Grid(models=["vae-mlp"], datasets=["digits"], seeds=[0, 1], n_seeds=2)], "cpu")
 
 
 def test_binarised_training_sees_only_binary_batches():

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import aebench
+from aebench.catalog import load_model
 from aebench.plugins import get_plugins
 from aebench.specs import ModelSpec
 
@@ -79,7 +80,7 @@ def test_same_seed_same_numbers_and_weights_reload(cli, tmp_path):
 
     store = RunStore(tmp_path / "a")
     (run_id,) = store.run_ids()
-    model = store.load_model(run_id)
+    model = load_model(store, run_id)
     x = aebench.get_dataset("digits", "test").batch(slice(0, 4))
     assert model.reconstruct(x).shape == x.shape and not model.training
 
@@ -184,7 +185,11 @@ def test_diverging_model_is_recorded_as_failed_and_others_continue(cli, tmp_path
         (("--device", "cuda"), "--device cuda: CUDA is not available"),
         (("--device", "tpu"), "unknown device 'tpu'"),
         (("--profile", "quik"), "unknown profile 'quik' (did you mean quick?)"),
-        (("--fid-extractor", "inception"), "--fid-extractor: unknown value 'inception'"),
+        (
+            ("--fid-extractor", "inception"),
+            "--fid-extractor: expected one of auto, inception-v3-compat, classifier, "
+            "got 'inception'",
+        ),
         (("--likelihood", "poisson"), "likelihood must be one of bernoulli, gaussian"),
         (
             ("--datasets", "digits,mnist", "--data-dir", "{empty}"),
@@ -238,7 +243,7 @@ def test_bad_options_fail_before_any_training(cli, tmp_path, args, message):
 
 
 def test_suite_file_defines_the_grid_and_cli_overrides_it(tmp_path):
-    from aebench.plan import Options, load_suite, plan
+    from aebench.plan import Grid, load_suite, plan
 
     suite = tmp_path / "s.toml"
     suite.write_text(
@@ -248,7 +253,7 @@ def test_suite_file_defines_the_grid_and_cli_overrides_it(tmp_path):
         "betas = [0.5, 4.0]\n"
     )
     meta, grids = load_suite(suite)
-    runs = plan([g.merged(Options(epochs=1)) for g in grids], device="cpu")
+    runs = plan([g.merged(Grid(epochs=1)) for g in grids], device="cpu")
     assert meta["name"] == "t"
     assert {r.epochs for r in runs} == {1}
     # vae: 2 dims x 2 seeds; beta-vae: 2 betas x 2 seeds; ae ignores betas: 2 seeds

@@ -12,6 +12,7 @@ import pytest
 
 import aebench
 from aebench import results
+from aebench.catalog import load_model
 from aebench.store import FORMAT_VERSION, RunFormatError, RunStore
 
 
@@ -47,7 +48,7 @@ def test_written_runs_read_back_complete(finished):
 def test_model_round_trips_through_the_store(finished):
     store = RunStore(finished)
     record = store.records()[1]
-    model = store.load_model(record.run_id)
+    model = load_model(store, record.run_id)
     x = aebench.get_dataset("digits", "test").batch(slice(0, 3))
     assert model.reconstruct(x).shape == x.shape and not model.training
 
@@ -158,7 +159,7 @@ def test_format_1_runs_of_aebench_0_1_0_still_load(bench):
     assert record.config["metric_options"]["fid_samples"] == 0
     assert record.metrics["test_reg"] is None and "test_reg" in record.not_applicable
     assert record.metrics["sampler"].startswith("GaussianMixture")
-    assert store.load_model(record.run_id).latent_dim == 16
+    assert load_model(store, record.run_id).latent_dim == 16
     table = results.write(bench)
     assert pd.isna(table.set_index("model").loc["ae-mlp", "test_reg"])
 
@@ -176,14 +177,14 @@ def test_locate_accepts_the_output_its_runs_folder_and_a_run(finished):
 def test_stored_files_are_readable_like_any_new_file(tmp_path):
     """Atomic writes go through mkstemp (mode 0600); the stored file gets the mode a
     plain open() gives, so a shared results folder stays readable by the group."""
-    from aebench import io as aio
+    from aebench import files
 
     mask = os.umask(0o022)
     os.umask(mask)
     plain = tmp_path / "plain.txt"
     plain.write_text("x")
-    aio.write_json(tmp_path / "metrics.json", {"a": 1})
-    aio.save_with(tmp_path / "w.bin", lambda p: p.write_bytes(b"0"))
+    files.write_json(tmp_path / "metrics.json", {"a": 1})
+    files.save_with(tmp_path / "w.bin", lambda p: p.write_bytes(b"0"))
     for name in ("metrics.json", "w.bin"):
         mode = (tmp_path / name).stat().st_mode & 0o777
         assert mode == plain.stat().st_mode & 0o777 == 0o666 & ~mask, name

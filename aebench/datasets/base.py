@@ -1,4 +1,5 @@
-"""The in-memory image container, data-root resolution and the validation split.
+"""The in-memory image container, data-root resolution, the validation split, and the
+``register_datasets`` hook of a dataset module (:func:`hook`).
 
 Datasets live in memory as one uint8 tensor ``(N, C, H, W)``; batches are taken
 by index and converted to float in [0, 1] on the fly. There is no per-item PIL
@@ -8,10 +9,17 @@ transform anywhere near the training loop.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
+
+from aebench.hookspecs import registering
+
+if TYPE_CHECKING:
+    from aebench.specs import DatasetSpec
 
 ENV_DATA_DIR = "AEBENCH_DATA_DIR"
 ENV_CACHE_DIR = "AEBENCH_CACHE_DIR"
@@ -90,6 +98,12 @@ class ImageSet:
             factors=None if self.factors is None else self.factors[index],
             split=self.split if split is None else split,
         )
+
+
+def hook(*specs: DatasetSpec) -> Callable[[Callable[[DatasetSpec], None]], None]:
+    """A ``register_datasets`` hook implementation registering ``specs``: a dataset
+    module ends with ``register_datasets = hook(DATASET)``."""
+    return registering("register_datasets", *specs)
 
 
 def data_root(data_dir: str | os.PathLike[str] | None = None) -> Path:

@@ -2,7 +2,8 @@
 
 ``check_dataset("my-set")`` loads each published split twice through
 :func:`aebench.get_dataset` and raises ``AssertionError`` naming the first rule
-broken. Use it in a plugin's own test suite, for instance::
+broken (:func:`offline_dataset_names`: the registered datasets it can check
+without files). Use it in a plugin's own test suite, for instance::
 
     def test_my_dataset_conforms(tmp_path, monkeypatch):
         monkeypatch.setenv("AEBENCH_CACHE_DIR", str(tmp_path))
@@ -12,10 +13,11 @@ broken. Use it in a plugin's own test suite, for instance::
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 
+from aebench.catalog import dataset_spec, get_dataset, list_datasets
 from aebench.datasets.base import ImageSet
 
 RULES = (
@@ -32,7 +34,13 @@ RULES = (
 )
 
 
-def _fail(name: str, rule: str, detail: str) -> None:
+def offline_dataset_names() -> list[str]:
+    """Registered datasets :func:`check_dataset` can check anywhere: those that need no
+    files (``files`` empty) and no argument (for ``parametrize``)."""
+    return [s.name for s in list_datasets() if not s.files and not s.takes_argument]
+
+
+def _fail(name: str, rule: str, detail: str) -> NoReturn:
     raise AssertionError(f"dataset {name!r} breaks rule {rule!r}: {detail}")
 
 
@@ -77,7 +85,7 @@ def check_imageset(name: str, split: str, ds: Any, spec: Any) -> None:
         _fail(
             name,
             "class-names-match",
-            f"{len(ds.class_names)} class names but num_classes={spec.num_classes}",
+            f"{len(names)} class names but num_classes={spec.num_classes}",
         )
 
 
@@ -124,7 +132,6 @@ def check_dataset(
     loader. Raises ``AssertionError`` naming the broken rule; data errors
     (missing files) propagate as :class:`aebench.errors.DataError`.
     """
-    from aebench.api import dataset_spec, get_dataset
 
     spec = dataset_spec(name)
     if not {"train", "test"} <= set(spec.splits):

@@ -61,9 +61,9 @@ import numpy as np
 import torch
 
 from aebench.datasets import cache, checksums
-from aebench.datasets.base import ImageSet
+from aebench.datasets.base import ImageSet, hook
+from aebench.datasets.fetching import download_file, writable_dir
 from aebench.errors import ConfigError, DataError
-from aebench.hookspecs import hookimpl
 from aebench.specs import DatasetOption, DatasetSpec
 
 NAME = "dsprites"
@@ -391,7 +391,6 @@ def fetch(root: Path) -> None:
     through :func:`aebench.datasets.fetching.download_file` (torchvision's downloader,
     mirrors in turn) into a temporary folder, verified (:func:`verify_file`), then moved
     into place, so a failed or wrong download never lands where :func:`load` looks."""
-    from aebench.datasets.fetching import download_file, writable_dir
 
     dest = Path(root) / FOLDER / FILENAME
     if dest.is_file():
@@ -413,21 +412,18 @@ def fetch(root: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-@hookimpl
-def register_datasets(register) -> None:
-    register(
-        DatasetSpec(
-            name=NAME,
-            load=load,
-            shape=(1, SIDE, SIDE),
-            splits=("train", "test"),
-            num_classes=len(CLASS_NAMES),
-            class_names=CLASS_NAMES,
-            files=(f"{FOLDER}/{FILENAME}",),
-            fetch=fetch,
-            options=OPTIONS,
-            factor_names=FACTOR_NAMES,
-            description="DeepMind dSprites: 2D shapes with 5 known factors (shape, scale, "
-            "orientation, x, y), 64x64 binary, 737k; seeded 90/10 split",
-        )
-    )
+DATASET = DatasetSpec(
+    name=NAME,
+    load=load,
+    shape=(1, SIDE, SIDE),
+    splits=("train", "test"),
+    num_classes=len(CLASS_NAMES),
+    class_names=CLASS_NAMES,
+    files=(f"{FOLDER}/{FILENAME}",),
+    fetch=fetch,
+    options=OPTIONS,
+    factor_names=FACTOR_NAMES,
+    description="DeepMind dSprites: 2D shapes with 5 known factors (shape, scale, "
+    "orientation, x, y), 64x64 binary, 737k; seeded 90/10 split",
+)
+register_datasets = hook(DATASET)

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
+from aebench.datasets.checksums import md5_bytes
 from aebench.errors import DataError
 
 
@@ -44,11 +44,8 @@ def writable_dir(folder: Path, dataset: str) -> None:
 
 def download_file(urls: Sequence[str], dest: Path, md5: str | None, dataset: str) -> None:
     """Fetch ``dest`` from the first of ``urls`` (mirrors) that works; no-op if present."""
-    if dest.is_file() and md5 is not None:
-        from aebench.datasets.checksums import md5_bytes
-
-        if md5_bytes(dest.read_bytes()) == md5:
-            return
+    if dest.is_file() and md5 is not None and md5_bytes(dest.read_bytes()) == md5:
+        return
     writable_dir(dest.parent, dataset)
     errors: list[str] = []
     tmp = Path(tempfile.mkdtemp(prefix=".aebench-download-", dir=dest.parent))
@@ -72,50 +69,3 @@ def download_file(urls: Sequence[str], dest: Path, md5: str | None, dataset: str
         f"could not download {dest.name} for {dataset!r} ({'; '.join(errors)}); "
         f"without network access, copy the file to {dest} yourself"
     )
-
-
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr)
-
-
-def fetch_dataset(
-    name: str,
-    data_dir: str | os.PathLike[str] | None = None,
-    *,
-    echo: Callable[[str], None] | None = _stderr,
-) -> Path:
-    """Download dataset ``name``'s files into the data root and return that root.
-
-    Datasets that need no files (``digits``) or read the user's own files
-    (``folder:PATH``) have nothing to fetch: ``echo`` says so and nothing is
-    written. Errors are :class:`aebench.errors.DataError` (exit status 2).
-    """
-    from aebench.api import parse_dataset_name
-    from aebench.datasets.base import data_root
-    from aebench.plugins import get_plugins
-
-    spec = get_plugins().datasets.get(parse_dataset_name(name)[0])
-    root = data_root(data_dir)
-    say = echo or (lambda _msg: None)
-    if spec.takes_argument:
-        say(f"dataset {spec.name!r} reads your own files: nothing to fetch")
-        return root
-    if not spec.files:
-        say(f"dataset {spec.name!r} needs no files: nothing to fetch")
-        return root
-    if spec.fetch is None:
-        raise DataError(
-            f"dataset {spec.name!r} cannot be downloaded automatically: put "
-            f"{', '.join(spec.files)} in {root} yourself"
-        )
-    try:
-        spec.fetch(root)
-    except DataError:
-        raise
-    except Exception as exc:
-        raise DataError(f"could not fetch {spec.name!r} into {root}: {exc}") from None
-    missing = [f for f in spec.files if not (root / f).is_file()]
-    if missing:
-        raise DataError(f"fetching {spec.name!r} did not produce {', '.join(missing)} in {root}")
-    say(f"dataset {spec.name!r} is ready in {root}")
-    return root

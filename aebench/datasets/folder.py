@@ -43,9 +43,8 @@ import numpy as np
 import torch
 
 from aebench.datasets import cache
-from aebench.datasets.base import ImageSet
+from aebench.datasets.base import ImageSet, hook
 from aebench.errors import ConfigError, DataError
-from aebench.hookspecs import hookimpl
 from aebench.specs import DatasetOption, DatasetSpec
 
 NAME = "folder"
@@ -107,7 +106,7 @@ def parse_size(size: object) -> tuple[int, int] | None:
         return None
     try:
         if isinstance(size, (tuple, list)):
-            h, w = (int(v) for v in size)  # type: ignore[misc]
+            h, w = (int(v) for v in size)
         elif isinstance(size, str) and "x" in size.lower():
             h, w = (int(v) for v in size.lower().split("x"))
         else:
@@ -287,16 +286,13 @@ def load(
     )
 
 
-@hookimpl
-def register_datasets(register) -> None:
-    register(
-        DatasetSpec(
-            name=NAME,
-            load=load,
-            shape=None,
-            splits=("train", "test"),
-            takes_argument=True,
-            options=OPTIONS,
-            description="your own images (class sub-folders or flat)",
-        )
-    )
+DATASET = DatasetSpec(
+    name=NAME,
+    load=load,
+    shape=None,
+    splits=("train", "test"),
+    takes_argument=True,
+    options=OPTIONS,
+    description="your own images (class sub-folders or flat)",
+)
+register_datasets = hook(DATASET)

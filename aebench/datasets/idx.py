@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from aebench.datasets.checksums import read_bytes
 from aebench.errors import DataError
 
 UBYTE = 0x08  # IDX type code for unsigned bytes, the only one MNIST uses
@@ -66,7 +67,5 @@ def decode_idx(data: bytes, path: Path, dataset: str, ndim: int) -> np.ndarray:
 def read_idx_gz(path: Path, dataset: str, ndim: int, raw: bytes | None = None) -> np.ndarray:
     """Read a gzipped IDX file (``raw`` if its bytes were already read) into a uint8 array."""
     if raw is None:
-        from aebench.datasets.checksums import read_bytes
-
         raw = read_bytes(path, dataset)
     return decode_idx(gunzip(raw, path, dataset), path, dataset, ndim)

@@ -22,6 +22,7 @@ import torch
 
 from aebench.datasets import cache, checksums
 from aebench.datasets.base import ImageSet
+from aebench.datasets.fetching import download_file
 from aebench.datasets.idx import read_idx_gz
 from aebench.errors import ConfigError, DataError
 from aebench.hookspecs import hookimpl
@@ -125,7 +126,6 @@ class IdxDataset:
         return ImageSet(images, labels, self.class_names, self.name, split)
 
     def fetch(self, root: Path) -> None:
-        from aebench.datasets.fetching import download_file
 
         mirrors, md5s = self.torchvision()
         folder = Path(root) / self.raw_dir

@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 from aebench.datasets import cache, checksums
-from aebench.datasets.base import ImageSet
+from aebench.datasets.base import ImageSet, hook
+from aebench.datasets.fetching import download_file
 from aebench.errors import ConfigError, DataError
-from aebench.hookspecs import hookimpl
 from aebench.specs import DatasetSpec
 
 NAME = "svhn"
@@ -33,7 +33,7 @@ def torchvision_split_list() -> dict[str, tuple[str, str, str]]:
     """{split: (url, filename, md5)} from torchvision's SVHN class."""
     from torchvision.datasets import SVHN
 
-    return {k: tuple(v) for k, v in SVHN.split_list.items()}  # type: ignore[misc]
+    return {k: tuple(v) for k, v in SVHN.split_list.items()}
 
 
 def decode_mat(raw: bytes, path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -95,27 +95,22 @@ def load(split: str, root: Path, verify_checksums: bool | None = None) -> ImageS
 
 
 def fetch(root: Path) -> None:
-    from aebench.datasets.fetching import download_file
-
     split_list = torchvision_split_list()
     for split, filename in SPLIT_FILES.items():
         url, _, md5 = split_list[split]
         download_file([url], Path(root) / FOLDER / filename, md5, NAME)
 
 
-@hookimpl
-def register_datasets(register) -> None:
-    register(
-        DatasetSpec(
-            name=NAME,
-            load=load,
-            shape=(3, 32, 32),
-            splits=("train", "test"),
-            num_classes=10,
-            class_names=CLASS_NAMES,
-            files=tuple(f"{FOLDER}/{f}" for f in SPLIT_FILES.values()),
-            fetch=fetch,
-            options=(checksums.VERIFY_OPTION,),
-            description="SVHN cropped house-number digits, 32x32 RGB, 73k/26k",
-        )
-    )
+DATASET = DatasetSpec(
+    name=NAME,
+    load=load,
+    shape=(3, 32, 32),
+    splits=("train", "test"),
+    num_classes=10,
+    class_names=CLASS_NAMES,
+    files=tuple(f"{FOLDER}/{f}" for f in SPLIT_FILES.values()),
+    fetch=fetch,
+    options=(checksums.VERIFY_OPTION,),
+    description="SVHN cropped house-number digits, 32x32 RGB, 73k/26k",
+)
+register_datasets = hook(DATASET)

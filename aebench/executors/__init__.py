@@ -28,10 +28,11 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from aebench.errors import ConfigError, UnknownNameError
-from aebench.execute import Outcome
+from aebench.errors import ConfigError, UnknownNameError, did_you_mean
+from aebench.execute import Outcome, execute_run
 from aebench.plan import RunConfig
-from aebench.progress import OnEvent
+from aebench.progress import FromWorker, OnEvent
+from aebench.store import LEASE_SECONDS
 
 EXECUTORS = ("local", "ray", "slurm")
 
@@ -67,10 +68,7 @@ class ExecutionSettings:
         known = {f.name for f in fields(self)}
         unknown = sorted(set(over) - known)
         if unknown:
-            from aebench.errors import suggest
-
-            close = suggest(unknown[0], known)
-            hint = f" (did you mean {close}?)" if close else ""
+            hint = did_you_mean(unknown[0], known)
             raise ConfigError(f"[execution]: unknown key {unknown[0]!r}{hint}")
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         values.update({k: v for k, v in over.items() if v is not None})
@@ -113,6 +111,9 @@ class Job:
 Executor = Callable[[list[RunConfig], Job, ExecutionSettings, OnEvent, int], Iterator[Outcome]]
 """``executor(cells, job, settings, emit, first_index)`` yields one Outcome per cell."""
 
+Numbered = tuple[int, RunConfig]
+"""A cell and its number in the benchmark's progress (``first_index + 1`` onwards)."""
+
 
 def missing_extra(package: str, extra: str) -> ConfigError:
     return ConfigError(
@@ -133,14 +134,67 @@ def require_module(module: str, extra: str) -> None:
 
 def get_executor(name: str) -> Executor:
     """The executor function for ``name``; a missing optional extra is a one-line error
-    here, before anything runs (Ray and submitit are imported only when chosen)."""
+    here, before anything runs (Ray and submitit are imported only when chosen).
+
+    Each executor module declares ``NEEDS`` (the optional module it imports, or None)
+    and ``execute(cells, job, settings, emit)``, which gets the cells numbered and
+    never empty: the protocol's ``first_index`` and empty grids are handled here, once.
+    """
     import importlib
 
     if name not in EXECUTORS:
         raise UnknownNameError("executor", name, EXECUTORS)
     module = importlib.import_module(f"aebench.executors.{name}")
-    module.require()
-    return module.execute
+    if module.NEEDS is not None:
+        require_module(module.NEEDS, name)
+
+    def execute(
+        cells: list[RunConfig],
+        job: Job,
+        settings: ExecutionSettings,
+        emit: OnEvent,
+        first_index: int = 0,
+    ) -> Iterator[Outcome]:
+        if cells:
+            numbered = list(enumerate(cells, start=first_index + 1))
+            yield from module.execute(numbered, job, settings, emit)
+
+    return execute
+
+
+def drain(events: Any, emit: OnEvent, empty: type[Exception]) -> None:
+    """Emit every ``(worker, event)`` waiting in the queue ``events`` as a
+    :class:`~aebench.progress.FromWorker`; ``empty`` is what the queue raises when empty."""
+    while True:
+        try:
+            worker, event = events.get_nowait()
+        except empty:
+            return
+        emit(FromWorker(worker, event))
+
+
+def default_gpus(device: str) -> int:
+    """GPUs a cell asks a scheduler (Ray, SLURM) for unless told: one on CUDA, else none."""
+    return 1 if device == "cuda" else 0
+
+
+def execute_scheduled(
+    run: RunConfig, job: Job, index: int, threads: int, on_event: OnEvent | None = None
+) -> Outcome:
+    """One cell inside a task a scheduler started (a Ray task, a SLURM array task), which
+    has set CUDA_VISIBLE_DEVICES for its GPUs. A scheduler reruns a task whose worker or
+    node died, so the rerun waits for the dead attempt's claim to expire (1.5 leases)."""
+    return execute_run(
+        run,
+        job.out_dir,
+        job.data_dir,
+        on_event,
+        index=index,
+        total=job.total,
+        threads=threads,
+        redo=job.redo,
+        wait_for_claim=1.5 * LEASE_SECONDS,
+    )
 
 
 def resolve_devices(device: str, requested: list[str] | None) -> list[str]:

@@ -4,7 +4,7 @@ starts with torch, the metrics' libraries and the plugins already loaded."""
 import torch  # noqa: F401
 
 import aebench.execute  # noqa: F401
-from aebench.metrics import import_libraries
+from aebench.metrics.evaluate import import_libraries
 from aebench.plugins import get_plugins
 
 import_libraries()

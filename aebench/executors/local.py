@@ -18,34 +18,26 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from aebench.execute import Outcome, execute_run
-from aebench.executors import ExecutionSettings, Job, resolve_devices
+from aebench.executors import ExecutionSettings, Job, Numbered, drain, resolve_devices
+from aebench.metrics.evaluate import import_libraries
 from aebench.plan import RunConfig
-from aebench.progress import FromWorker, OnEvent
+from aebench.progress import OnEvent
+
+NEEDS: str | None = None
+"""Nothing to install: worker processes come with Python."""
 
 _worker: dict[str, Any] = {}
 
 
-def require() -> None:
-    """Nothing to install: worker processes come with Python."""
-
-
 def execute(
-    cells: list[RunConfig],
-    job: Job,
-    settings: ExecutionSettings,
-    emit: OnEvent,
-    first_index: int = 0,
+    cells: list[Numbered], job: Job, settings: ExecutionSettings, emit: OnEvent
 ) -> Iterator[Outcome]:
     """Run ``cells``: serially when ``settings.workers == 1``, else in worker processes."""
-    if not cells:
-        return
-    devices = resolve_devices(cells[0].device, settings.devices)
+    devices = resolve_devices(cells[0][1].device, settings.devices)
     if settings.workers == 1 or len(cells) == 1:
-        from aebench.metrics import import_libraries
-
         import_libraries()  # once per process, not inside the first run's eval_seconds
         threads = settings.threads
-        for i, run in enumerate(cells, start=first_index + 1):
+        for i, run in cells:
             yield execute_run(
                 run,
                 job.out_dir,
@@ -58,15 +50,14 @@ def execute(
                 redo=job.redo,
             )
         return
-    yield from _pool(cells, job, settings, emit, first_index, devices)
+    yield from _pool(cells, job, settings, emit, devices)
 
 
 def _pool(
-    cells: list[RunConfig],
+    cells: list[Numbered],
     job: Job,
     settings: ExecutionSettings,
     emit: OnEvent,
-    first_index: int,
     devices: list[str],
 ) -> Iterator[Outcome]:
     ctx = _context()
@@ -81,22 +72,22 @@ def _pool(
     )
     pending: dict[Future, RunConfig] = {}
     try:
-        for i, run in enumerate(cells, start=first_index + 1):
+        for i, run in cells:
             future = pool.submit(_run_cell, run, job, i)
             pending[future] = run
         while pending:
             done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-            _drain(events, emit)
+            drain(events, emit, queue_module.Empty)
             for future in done:
                 run = pending.pop(future)
                 try:
                     yield future.result()
                 except BrokenProcessPool:
                     yield Outcome(run, "failed", "its worker process died (killed or crashed)")
-        _drain(events, emit)
+        drain(events, emit, queue_module.Empty)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-        _drain(events, emit)
+        drain(events, emit, queue_module.Empty)
 
 
 PRELOAD = ("aebench.executors._preload",)
@@ -112,15 +103,6 @@ def _context() -> Any:
         return multiprocessing.get_context("spawn")
     ctx.set_forkserver_preload(list(PRELOAD))
     return ctx
-
-
-def _drain(events: Any, emit: OnEvent) -> None:
-    while True:
-        try:
-            worker, event = events.get_nowait()
-        except queue_module.Empty:
-            return
-        emit(FromWorker(worker, event))
 
 
 def _init_worker(events: Any, counter: Any, devices: list[str], threads: int) -> None:

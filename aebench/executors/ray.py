@@ -16,31 +16,31 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from aebench.execute import Outcome, execute_run
-from aebench.executors import ExecutionSettings, Job, require_module
+from aebench.execute import Outcome
+from aebench.executors import (
+    ExecutionSettings,
+    Job,
+    Numbered,
+    default_gpus,
+    drain,
+    execute_scheduled,
+)
 from aebench.plan import RunConfig
-from aebench.progress import FromWorker, OnEvent, Stage
-from aebench.store import LEASE_SECONDS
+from aebench.progress import OnEvent, Stage
+
+NEEDS: str | None = "ray"
+"""The optional module this executor imports (the ``aebench[ray]`` extra)."""
 
 MAX_RETRIES = 2
 
 
-def require() -> None:
-    require_module("ray", "ray")
-
-
 def execute(
-    cells: list[RunConfig],
-    job: Job,
-    settings: ExecutionSettings,
-    emit: OnEvent,
-    first_index: int = 0,
+    cells: list[Numbered], job: Job, settings: ExecutionSettings, emit: OnEvent
 ) -> Iterator[Outcome]:
+    """Run ``cells`` as Ray tasks, at most ``settings.workers`` in flight (if above 1)."""
     import ray
     from ray.util.queue import Empty, Queue
 
-    if not cells:
-        return
     started = not ray.is_initialized()
     if started:
         if settings.ray_address:
@@ -51,12 +51,12 @@ def execute(
     threads = settings.threads_per_cell()
     gpus = settings.gpus_per_cell
     if gpus is None:
-        gpus = 1.0 if cells[0].device == "cuda" else 0.0
+        gpus = float(default_gpus(cells[0][1].device))
     cpus = settings.cpus_per_cell or threads
     task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=MAX_RETRIES)(_ray_cell)
     events = Queue()
     limit = settings.workers if settings.workers > 1 else len(cells)
-    waiting = list(enumerate(cells, start=first_index + 1))
+    waiting = list(cells)
     running: dict[Any, RunConfig] = {}
     try:
         while waiting or running:
@@ -64,7 +64,7 @@ def execute(
                 index, run = waiting.pop(0)
                 running[task.remote(run, job, index, threads, events)] = run
             ready, _ = ray.wait(list(running), num_returns=1, timeout=0.2)
-            _drain(events, emit, Empty)
+            drain(events, emit, Empty)
             for ref in ready:
                 run = running.pop(ref)
                 try:
@@ -72,7 +72,7 @@ def execute(
                 except Exception as exc:  # the task failed after its retries
                     reason = f"Ray task failed: {type(exc).__name__}: {exc}".splitlines()[0]
                     yield Outcome(run, "failed", reason)
-        _drain(events, emit, Empty)
+        drain(events, emit, Empty)
     finally:
         for ref in running:
             ray.cancel(ref)
@@ -80,25 +80,8 @@ def execute(
             ray.shutdown()
 
 
-def _drain(events: Any, emit: OnEvent, empty: type[Exception]) -> None:
-    while True:
-        try:
-            index, event = events.get_nowait()
-        except empty:
-            return
-        emit(FromWorker(index, event))
-
-
 def _ray_cell(run: RunConfig, job: Job, index: int, threads: int, events: Any) -> Outcome:
-    """One cell inside a Ray worker (Ray has set CUDA_VISIBLE_DEVICES for its GPUs)."""
-    return execute_run(
-        run,
-        job.out_dir,
-        job.data_dir,
-        lambda event: events.put_nowait((index, event)),
-        index=index,
-        total=job.total,
-        threads=threads,
-        redo=job.redo,
-        wait_for_claim=1.5 * LEASE_SECONDS,
+    """One cell inside a Ray worker; its events go back through the Ray queue ``events``."""
+    return execute_scheduled(
+        run, job, index, threads, lambda event: events.put_nowait((index, event))
     )

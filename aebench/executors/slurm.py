@@ -23,31 +23,24 @@ from collections.abc import Iterator
 from typing import Any
 
 from aebench.errors import ConfigError
-from aebench.execute import Outcome, execute_run
-from aebench.executors import ExecutionSettings, Job, require_module
+from aebench.execute import Outcome
+from aebench.executors import ExecutionSettings, Job, Numbered, default_gpus, execute_scheduled
 from aebench.plan import RunConfig
 from aebench.progress import Message, OnEvent, RunEnded, RunStarted, Stage
-from aebench.store import LEASE_SECONDS
+
+NEEDS: str | None = "submitit"
+"""The optional module this executor imports (the ``aebench[slurm]`` extra)."""
 
 POLL_SECONDS = 2.0
 RESUBMITS = 1
 
 
-def require() -> None:
-    require_module("submitit", "slurm")
-
-
 def execute(
-    cells: list[RunConfig],
-    job: Job,
-    settings: ExecutionSettings,
-    emit: OnEvent,
-    first_index: int = 0,
+    cells: list[Numbered], job: Job, settings: ExecutionSettings, emit: OnEvent
 ) -> Iterator[Outcome]:
+    """Run ``cells`` as a SLURM job array, resubmitting a task that died once."""
     import submitit
 
-    if not cells:
-        return
     cluster = settings.slurm_cluster
     if cluster is None and shutil.which("sbatch") is None:
         raise ConfigError(
@@ -57,7 +50,7 @@ def execute(
     executor = submitit.AutoExecutor(folder=job.out_dir / ".slurm", cluster=cluster)
     gpus = settings.slurm_gpus_per_task
     if gpus is None:
-        gpus = 1 if cells[0].device == "cuda" else 0
+        gpus = default_gpus(cells[0][1].device)
     threads = settings.slurm_cpus_per_task or settings.threads or 1
     params: dict[str, Any] = {
         "name": "aebench",
@@ -74,11 +67,11 @@ def execute(
     params.update(settings.slurm_extra)
     executor.update_parameters(**params)
 
-    indexed = list(enumerate(cells, start=first_index + 1))
-    tries = dict.fromkeys((run.key for run in cells), 0)
+    indexed = cells
+    tries = dict.fromkeys((run.key for _, run in cells), 0)
     while indexed:
         jobs = executor.map_array(
-            _slurm_cell,
+            execute_scheduled,  # SLURM has set CUDA_VISIBLE_DEVICES for the task's GPUs
             [run for _, run in indexed],
             [job] * len(indexed),
             [i for i, _ in indexed],
@@ -137,18 +130,3 @@ def _collect(
                 )
         if waiting:
             time.sleep(POLL_SECONDS)
-
-
-def _slurm_cell(run: RunConfig, job: Job, index: int, threads: int) -> Outcome:
-    """One cell inside a SLURM task (SLURM has set CUDA_VISIBLE_DEVICES for its GPUs)."""
-    return execute_run(
-        run,
-        job.out_dir,
-        job.data_dir,
-        None,
-        index=index,
-        total=job.total,
-        threads=threads,
-        redo=job.redo,
-        wait_for_claim=1.5 * LEASE_SECONDS,
-    )

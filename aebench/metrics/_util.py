@@ -1,8 +1,10 @@
-"""Small helpers shared by the metric modules (eval mode, seeded global RNG, fixed subsets)."""
+"""Helpers shared by the metrics and the training loop: eval mode, seeded global RNG,
+latent encodings of a dataset, per-image loss terms of a dataset, fixed subsets."""
 
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +13,7 @@ from torch import nn
 
 if TYPE_CHECKING:
     from aebench.datasets.base import ImageSet
+    from aebench.models.base import AutoEncoder
 
 SUBSET_SEED = 0
 """Seed of the permutation every fixed evaluation subset is taken from."""
@@ -45,7 +48,7 @@ def seeded(seed: int, device: torch.device | str = "cpu") -> Iterator[None]:
 
 @torch.no_grad()
 def encode_all(
-    model: nn.Module, data: Any, device: torch.device | str = "cpu", batch_size: int = 1000
+    model: AutoEncoder, data: Any, device: torch.device | str = "cpu", batch_size: int = 1000
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(latent means, log-variances or None) of every image of ``data``, float32, CPU."""
     means, logvars = [], []
@@ -73,3 +76,35 @@ def fixed_subset(data: ImageSet, n: int | None) -> ImageSet:
     is None or >= its length. The same for every model and run seed."""
     index = fixed_indices(len(data), n)
     return data if index is None else data.subset(index)
+
+
+def bits_per_dim(nats_per_image: float, dims: int) -> float:
+    """Convert nats per image to bits per dimension."""
+    return nats_per_image / (dims * math.log(2))
+
+
+@torch.no_grad()
+def loss_metrics(
+    model: AutoEncoder,
+    data: ImageSet,
+    *,
+    device: torch.device | str = "cpu",
+    batch_size: int = 500,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Mean per-image ``total``, ``recon``, ``reg`` (nats) and ``bpd`` over ``data``."""
+    sums = {"total": 0.0, "recon": 0.0, "reg": 0.0}
+    n = len(data)
+    if n == 0:
+        raise ValueError("loss_metrics needs a non-empty dataset")
+    with eval_mode(model), seeded(seed, device):
+        for i in range(0, n, batch_size):
+            x = data.batch(slice(i, i + batch_size), device)
+            terms = model.loss_terms(x)
+            for k in sums:
+                sums[k] += float(terms[k].double().sum())
+    out = {k: v / n for k, v in sums.items()}
+    dims = math.prod(data.shape)
+    nats = out["recon"] + out["reg"] if model.regulariser == "kl" else out["recon"]
+    out["bpd"] = bits_per_dim(nats, dims)
+    return out

@@ -7,7 +7,7 @@ values come from the runner, which times the training loop and the evaluation.
 
 from __future__ import annotations
 
-from aebench.metrics import hook
+from aebench.metrics.context import hook
 from aebench.specs import MetricColumn, MetricSpec
 
 METRIC = MetricSpec(

@@ -83,11 +83,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from aebench.metrics import hook
+from aebench.metrics.context import hook
 from aebench.specs import MetricColumn, MetricOption, MetricSpec
 
 if TYPE_CHECKING:
-    from aebench.metrics import EvalContext
+    import torch
+
+    from aebench.datasets.base import ImageSet
+    from aebench.metrics.context import EvalContext
 
 NUM_BINS = 20
 """Equal-width histogram bins that discretise continuous values (disentanglement_lib's 20)."""
@@ -453,10 +456,17 @@ def _subset(n_total: int, n: int | None) -> np.ndarray:
     return np.sort(perm[:n])
 
 
+def _factors(data: ImageSet) -> torch.Tensor:
+    """The factors of ``data``, which these metrics only run on when it has them."""
+    if data.factors is None:
+        raise ValueError(f"{data.name} has no generative factors")
+    return data.factors
+
+
 def _varying_factors(ctx: EvalContext) -> np.ndarray:
     """Indices of the factors with more than one distinct value over both splits."""
     if "disentanglement:varying" not in ctx.cache:
-        both = np.concatenate([ctx.train.factors.numpy(), ctx.test.factors.numpy()])
+        both = np.concatenate([_factors(ctx.train).numpy(), _factors(ctx.test).numpy()])
         varies = [len(np.unique(both[:, k])) > 1 for k in range(both.shape[1])]
         ctx.cache["disentanglement:varying"] = np.flatnonzero(varies)
     return ctx.cache["disentanglement:varying"]
@@ -471,7 +481,7 @@ def factor_data(ctx: EvalContext, split: str, n: int | None) -> FactorData:
         return ctx.cache[key]
     data = ctx.train if split == "train" else ctx.test
     z = ctx.latents(split).double().numpy()
-    factors = data.factors[: len(z)].double().numpy()  # train latents: its first points
+    factors = _factors(data)[: len(z)].double().numpy()  # train latents: its first points
     keep = _varying_factors(ctx)
     index = _subset(len(z), n)
     names = tuple(data.factor_names or ())
@@ -490,6 +500,17 @@ def _per_factor(names: Sequence[str], values: np.ndarray) -> dict[str, float | N
     return {name: _value(v) for name, v in zip(names, values, strict=True)}
 
 
+def _train_test(ctx: EvalContext, budget: str) -> tuple[FactorData, FactorData] | None:
+    """What a metric fitted on train and scored on test reads, for its sample budget
+    (the option ``budget``, ``n``): ``n`` train points and half as many (at least one)
+    test points; None when the budget is 0 (skipped) or no factor varies."""
+    n = ctx.option(budget)
+    if not n:
+        return None
+    train, test = factor_data(ctx, "train", n), factor_data(ctx, "test", max(1, n // 2))
+    return (train, test) if train.names else None
+
+
 def compute_mig(ctx: EvalContext) -> dict[str, Any]:
     n = ctx.option("mig_samples")
     if not n:
@@ -506,13 +527,10 @@ def compute_mig(ctx: EvalContext) -> dict[str, Any]:
 
 
 def compute_dci(ctx: EvalContext) -> dict[str, Any]:
-    n = ctx.option("dci_samples")
-    keys = ("dci_disentanglement", "dci_completeness", "dci_informativeness")
-    if not n:
-        return dict.fromkeys(keys)
-    train, test = factor_data(ctx, "train", n), factor_data(ctx, "test", max(1, n // 2))
-    if not train.names:
-        return dict.fromkeys(keys)
+    data = _train_test(ctx, "dci_samples")
+    if data is None:
+        return dict.fromkeys(("dci_disentanglement", "dci_completeness", "dci_informativeness"))
+    train, test = data
     codes_train, codes_test = factor_codes(train.kinds, train.factors, test.factors)
     estimators = ctx.option("dci_estimators")
     res = dci(
@@ -531,12 +549,10 @@ def compute_dci(ctx: EvalContext) -> dict[str, Any]:
 
 
 def compute_sap(ctx: EvalContext) -> dict[str, Any]:
-    n = ctx.option("sap_samples")
-    if not n:
+    data = _train_test(ctx, "sap_samples")
+    if data is None:
         return {"sap": None}
-    train, test = factor_data(ctx, "train", n), factor_data(ctx, "test", max(1, n // 2))
-    if not train.names:
-        return {"sap": None}
+    train, test = data
     score, per_factor = sap(train.latents, train.factors, test.latents, test.factors, train.kinds)
     return {
         "sap": _value(score),
@@ -578,7 +594,12 @@ _spec = partial(
 def _budget(name: str, help: str, smoke: int, quick: int) -> MetricOption:
     """A sample budget: 10,000 in the ``full`` profile, 0 skips the metric."""
     return MetricOption(
-        name, int, 10000, help, {"smoke": smoke, "quick": quick, "full": 10000}, minimum=0
+        name,
+        int,
+        10000,
+        help,
+        profiles={"smoke": smoke, "quick": quick, "full": 10000},
+        minimum=0,
     )
 
 
@@ -586,6 +607,7 @@ MIG = _spec(
     "mig",
     compute_mig,
     description="Mutual information gap (Chen et al. 2018) between latent means and factors",
+    details=("mig_per_factor", "mig_samples"),
     options=(
         _budget(
             "mig_samples",
@@ -611,6 +633,13 @@ DCI = _spec(
     compute_dci,
     description="Disentanglement, completeness and informativeness (Eastwood & Williams "
     "2018) from gradient-boosted-tree importances",
+    details=(
+        "dci_informativeness_train",
+        "dci_informativeness_per_factor",
+        "dci_importance",
+        "dci_samples",
+        "dci_estimators",
+    ),
     options=(
         _budget(
             "dci_samples",
@@ -625,7 +654,7 @@ DCI = _spec(
             100,
             "boosting stages per DCI classifier (scikit-learn's default, 100, in "
             "disentanglement_lib)",
-            {"smoke": 10, "quick": 20, "full": 100},
+            profiles={"smoke": 10, "quick": 20, "full": 100},
             minimum=1,
         ),
     ),
@@ -663,6 +692,7 @@ SAP = _spec(
     "sap",
     compute_sap,
     description="Separated attribute predictability (Kumar et al. 2018)",
+    details=("sap_per_factor", "sap_samples"),
     options=(
         _budget(
             "sap_samples",
@@ -689,6 +719,7 @@ FACTORVAE = _spec(
     compute_factorvae,
     description="FactorVAE score (Kim & Mnih 2018): majority-vote accuracy of the least-varying "
     "latent dim when one factor is fixed",
+    details=("factorvae_train_accuracy", "factorvae_active_dims", "factorvae_votes"),
     options=(
         _budget(
             "factorvae_votes",

@@ -55,13 +55,14 @@ from torch.utils.data import Dataset
 from aebench.datasets.base import ImageSet, cache_dir
 from aebench.errors import ConfigError
 from aebench.images import to_uint8
-from aebench.metrics import hook
+from aebench.metrics.context import MetricSetup, hook
+from aebench.progress import Message, Stage
 from aebench.specs import MetricColumn, MetricOption, MetricSpec
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from aebench.metrics import EvalContext
+    from aebench.metrics.context import EvalContext
 
 # torch-fidelity is imported where it is used: it takes seconds to import, and
 # registering this metric must not slow down `aebench models`.
@@ -740,9 +741,10 @@ SAMPLES = MetricOption(
     int,
     10000,
     "samples drawn per sampler for FID and the other sample metrics (0: skip them)",
-    {"smoke": 500, "quick": 5000, "full": 10000},
+    profiles={"smoke": 500, "quick": 5000, "full": 10000},
     minimum=0,
     flag="--fid-samples",
+    off_flag="--no-fid",
 )
 EXTRACTOR = MetricOption(
     "fid_extractor",
@@ -753,6 +755,43 @@ EXTRACTOR = MetricOption(
     choices=EXTRACTORS,
     flag="--fid-extractor",
 )
+
+
+def check(setup: MetricSetup) -> None:
+    """Before any cell trains: the extractor can be had for this dataset (an explicit
+    ``inception-v3-compat`` without local weights fails in :func:`resolve_extractor`;
+    the offline classifier needs class labels)."""
+    if not setup.options.get("fid_samples"):
+        return
+    kind = resolve_extractor(setup.options.get("fid_extractor", "auto"))
+    if kind == CLASSIFIER and setup.train.labels is None:
+        raise ConfigError(
+            f"dataset {setup.dataset!r} has no class labels, so the offline FID "
+            "extractor (a classifier) cannot be trained for it: use --no-fid, or "
+            "--fid-extractor inception-v3-compat with its weights on disk"
+        )
+
+
+def prepare(setup: MetricSetup) -> None:
+    """Train the offline extractor once per dataset, before parallel cells start."""
+    if not setup.options.get("fid_samples"):
+        return
+    if resolve_extractor(setup.options.get("fid_extractor", "auto")) != CLASSIFIER:
+        return
+    if classifier_cached(setup.train):
+        return
+    emit = setup.on_event
+    what = f"training the offline FID extractor for {setup.dataset} (once; cached)"
+    emit(Stage(what))
+
+    def progress(step: int, steps: int) -> None:
+        emit(Stage(f"{what}: step {step}/{steps}"))
+
+    info = ensure_classifier(setup.train, setup.test, on_progress=progress)
+    acc = "n/a" if info.test_accuracy is None else f"{info.test_accuracy:.3f}"
+    emit(Message(f"offline FID extractor for {setup.dataset}: test accuracy {acc}"))
+
+
 METRIC = MetricSpec(
     "fid",
     compute,
@@ -762,6 +801,19 @@ METRIC = MetricSpec(
     group="samples",
     order=30,
     options=(SAMPLES, EXTRACTOR),
+    details=(
+        "fid_sampler",
+        "fid_expost_sampler",
+        "fid_extractor",
+        "fid_extractor_detail",
+        "fid_samples",
+        "fid_reference",
+        "fid_grayscale",
+        "fid_feature_layer",
+        "fid_prior",
+    ),
+    check=check,
+    prepare=prepare,
     columns=(
         MetricColumn(
             "fid",

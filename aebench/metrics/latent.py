@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from aebench.metrics import hook
-from aebench.specs import MetricColumn, MetricSpec
+from aebench.metrics.context import hook
+from aebench.specs import ColumnFlag, MetricColumn, MetricSpec
 
 if TYPE_CHECKING:
-    from aebench.metrics import EvalContext
+    from aebench.metrics.context import EvalContext
 
 ACTIVE_THRESHOLD = 0.01
 """Variance of a dimension's posterior mean above which it counts as active."""
@@ -86,6 +86,13 @@ METRIC = MetricSpec(
             f"{COLLAPSE_FLAG:g} or more is flagged as posterior collapse",
             applies_to=lambda ctx: ctx.encodings("test")[1] is not None,
             applies_text="models with a Gaussian encoder (the VAE families)",
+            flag=ColumnFlag(
+                "collapse",
+                "posterior collapse",
+                COLLAPSE_FLAG,
+                "{worst:.0%} of latent dimensions collapsed onto the prior "
+                f"(KL < {KL_THRESHOLD:g} nats) in {{count}} of {{n}} seed{{s}}",
+            ),
         ),
     ),
 )

@@ -25,48 +25,12 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-import torch
-
-from aebench.datasets.base import ImageSet
-from aebench.metrics import hook
-from aebench.metrics._util import eval_mode, seeded
-from aebench.models.base import AutoEncoder
+from aebench.metrics._util import loss_metrics
+from aebench.metrics.context import hook
 from aebench.specs import MetricColumn, MetricSpec
 
 if TYPE_CHECKING:
-    from aebench.metrics import EvalContext
-
-
-def bits_per_dim(nats_per_image: float, dims: int) -> float:
-    """Convert nats per image to bits per dimension."""
-    return nats_per_image / (dims * math.log(2))
-
-
-@torch.no_grad()
-def loss_metrics(
-    model: AutoEncoder,
-    data: ImageSet,
-    *,
-    device: torch.device | str = "cpu",
-    batch_size: int = 500,
-    seed: int = 0,
-) -> dict[str, float]:
-    """Mean per-image ``total``, ``recon``, ``reg`` (nats) and ``bpd`` over ``data``."""
-    sums = {"total": 0.0, "recon": 0.0, "reg": 0.0}
-    n = len(data)
-    if n == 0:
-        raise ValueError("loss_metrics needs a non-empty dataset")
-    with eval_mode(model), seeded(seed, device):
-        for i in range(0, n, batch_size):
-            x = data.batch(slice(i, i + batch_size), device)
-            terms = model.loss_terms(x)
-            for k in sums:
-                sums[k] += float(terms[k].double().sum())
-    out = {k: v / n for k, v in sums.items()}
-    dims = math.prod(data.shape)
-    nats = out["recon"] + out["reg"] if model.regulariser == "kl" else out["recon"]
-    out["bpd"] = bits_per_dim(nats, dims)
-    return out
+    from aebench.metrics.context import EvalContext
 
 
 # -- the metric ---------------------------------------------------------------------

@@ -18,14 +18,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from aebench.datasets.base import ImageSet
-from aebench.metrics import hook
-from aebench.metrics._util import eval_mode, fixed_subset, seeded
-from aebench.metrics.losses import bits_per_dim
+from aebench.metrics._util import bits_per_dim, eval_mode, fixed_subset, seeded
+from aebench.metrics.context import hook
 from aebench.models.base import AutoEncoder
 from aebench.specs import MetricColumn, MetricOption, MetricSpec
 
 if TYPE_CHECKING:
-    from aebench.metrics import EvalContext
+    from aebench.metrics.context import EvalContext
 
 
 @torch.no_grad()
@@ -93,8 +92,16 @@ METRIC = MetricSpec(
     applies_to=lambda ctx: has_likelihood_bound(ctx.model),
     applies_text="models with a likelihood bound (log_likelihood): the VAE families",
     options=(
-        MetricOption("nll_k", int, 100, HELP_K, PROFILES_K, 1, flag="--nll-k"),
-        MetricOption("nll_samples", int, 1000, HELP_SAMPLES, PROFILES_N, 0, flag="--nll-samples"),
+        MetricOption("nll_k", int, 100, HELP_K, profiles=PROFILES_K, minimum=1, flag="--nll-k"),
+        MetricOption(
+            "nll_samples",
+            int,
+            1000,
+            HELP_SAMPLES,
+            profiles=PROFILES_N,
+            minimum=0,
+            flag="--nll-samples",
+        ),
     ),
     columns=(
         MetricColumn("nll", "NLL", "nats", "min", "-log p(x): IWAE upper bound with nll_k samples"),

@@ -13,27 +13,14 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from aebench.datasets.base import ImageSet
-from aebench.metrics import hook
-from aebench.metrics._util import eval_mode, fixed_subset
+from aebench.metrics._util import encode_all, fixed_subset
+from aebench.metrics.context import hook
 from aebench.models.base import AutoEncoder
 from aebench.specs import MetricColumn, MetricOption, MetricSpec
+from aebench.threads import single_threaded
 
 if TYPE_CHECKING:
-    from aebench.metrics import EvalContext
-
-
-@torch.no_grad()
-def latent_means(
-    model: AutoEncoder, data: ImageSet, device: torch.device | str = "cpu", batch_size: int = 1000
-) -> torch.Tensor:
-    """``encode(x).mean`` for every image of ``data``, float32 ``(N, latent_dim)`` on the CPU."""
-    out = []
-    with eval_mode(model):
-        for i in range(0, len(data), batch_size):
-            out.append(
-                model.encode(data.batch(slice(i, i + batch_size), device)).mean.float().cpu()
-            )
-    return torch.cat(out)
+    from aebench.metrics.context import EvalContext
 
 
 def probe_accuracy(
@@ -57,10 +44,9 @@ def probe_accuracy(
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from aebench.threads import single_threaded
-
-    z_tr = latent_means(model, tr, device).double().numpy()
-    z_te = latent_means(model, te, device).double().numpy()
+    assert tr.labels is not None and te.labels is not None  # checked above, on the full sets
+    z_tr = encode_all(model, tr, device)[0].double().numpy()
+    z_te = encode_all(model, te, device)[0].double().numpy()
     clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
     with single_threaded():  # small matrices: faster without BLAS threads (aebench.threads)
         clf.fit(z_tr, tr.labels.numpy())
@@ -93,7 +79,11 @@ METRIC = MetricSpec(
     order=50,
     applies_to=lambda ctx: ctx.train.labels is not None and ctx.test.labels is not None,
     applies_text="datasets with class labels",
-    options=(MetricOption("probe_samples", int, 10000, HELP, PROFILES, 0, flag="--probe-samples"),),
+    options=(
+        MetricOption(
+            "probe_samples", int, 10000, HELP, profiles=PROFILES, minimum=0, flag="--probe-samples"
+        ),
+    ),
     columns=(
         MetricColumn(
             "probe_acc", "Linear probe", "accuracy", "max", "Logistic regression accuracy"

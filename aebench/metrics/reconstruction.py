@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from aebench.datasets.base import ImageSet
-from aebench.metrics import hook, image
+from aebench.metrics import image
 from aebench.metrics._util import eval_mode
+from aebench.metrics.context import hook
 from aebench.models.base import AutoEncoder
 from aebench.specs import MetricColumn, MetricSpec
 
 if TYPE_CHECKING:
-    from aebench.metrics import EvalContext
+    from aebench.metrics.context import EvalContext
 
 
 @torch.no_grad()

@@ -65,8 +65,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from aebench.metrics import hook
 from aebench.metrics._util import fixed_indices
+from aebench.metrics.context import hook
 from aebench.metrics.fid import (
     EXPOST_LABEL,
     EXPOST_SAMPLES,
@@ -78,10 +78,10 @@ from aebench.metrics.fid import (
     reference_cache_name,
     sampler_suffix,
 )
-from aebench.specs import MetricColumn, MetricOption, MetricSpec
+from aebench.specs import ColumnFlag, MetricColumn, MetricOption, MetricSpec
 
 if TYPE_CHECKING:
-    from aebench.metrics import EvalContext
+    from aebench.metrics.context import EvalContext
 
 PR_K = 3
 """Neighbourhood size of precision and recall (torch-fidelity's ``prc_neighborhood``)."""
@@ -345,6 +345,17 @@ class _Column:
     definition: str  # "{samples}" is replaced by the sampler's samples
     split_by: tuple[str, ...] = SPLIT_BY
     integer: bool = False
+    copies_flag: bool = False  # the leaderboard's "copies" warning when the value is 1
+
+
+def _copies(sampler: str) -> ColumnFlag:
+    return ColumnFlag(
+        "memorised",
+        f"copies ({sampler})",
+        1,
+        f"{sampler} samples copy training images (novelty < {NOVELTY_THRESHOLD}) in "
+        "{count} of {n} seed{s}",
+    )
 
 
 _COLUMNS = (
@@ -400,6 +411,7 @@ _COLUMNS = (
         f"1 when novelty < {NOVELTY_THRESHOLD} (the {{samples}} copy training images), else 0",
         (*SPLIT_BY, "novelty_train_images"),
         integer=True,
+        copies_flag=True,
     ),
 )
 
@@ -418,6 +430,7 @@ def _columns() -> tuple[MetricColumn, ...]:
                 applies_to=has_prior,
                 applies_text=PRIOR_TEXT,
                 integer=c.integer,
+                flag=_copies("prior") if c.copies_flag else None,
             )
         )
         out.append(
@@ -429,6 +442,7 @@ def _columns() -> tuple[MetricColumn, ...]:
                 c.definition.format(samples=EXPOST_SAMPLES),
                 split_by=c.split_by,
                 integer=c.integer,
+                flag=_copies("ex-post GMM") if c.copies_flag else None,
             )
         )
     return tuple(out)
@@ -454,7 +468,7 @@ METRIC = MetricSpec(
             int,
             100,
             "random subsets KID is averaged over (torch-fidelity's default: 100)",
-            {"smoke": 10, "quick": 10, "full": 100},
+            profiles={"smoke": 10, "quick": 10, "full": 100},
             minimum=1,
         ),
         MetricOption(
@@ -462,7 +476,7 @@ METRIC = MetricSpec(
             int,
             10000,
             "first training images novelty measures distances to (0: skip novelty)",
-            {"smoke": 2000, "quick": 5000, "full": 60000},
+            profiles={"smoke": 2000, "quick": 5000, "full": 60000},
             minimum=0,
         ),
     ),

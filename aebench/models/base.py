@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aebench.errors import ConfigError
+from aebench.errors import ConfigError, did_you_mean
+from aebench.options import convert, field_types, jsonable
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 
@@ -83,15 +84,12 @@ class ModelConfig:
     def from_options(cls, **options: Any) -> ModelConfig:
         """Build from keyword options: text (``"0.5"``) or values, converted to each
         field's type; an unknown name is an error that suggests the closest one."""
-        from aebench.errors import suggest
-        from aebench.options import convert, field_types
 
         types = field_types(cls)
         values = {}
         for name, value in options.items():
             if name not in types:
-                close = suggest(name, types)
-                hint = f" (did you mean {close}?)" if close else ""
+                hint = did_you_mean(name, types)
                 raise ConfigError(
                     f"{cls.__name__} has no option {name!r}{hint}; options: {', '.join(types)}"
                 )
@@ -104,7 +102,6 @@ class ModelConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Every field, JSON-shaped (tuples as lists)."""
-        from aebench.options import jsonable
 
         return {f.name: jsonable(getattr(self, f.name)) for f in fields(self)}
 
@@ -151,7 +148,7 @@ class AutoEncoder(nn.Module):
     def __init__(self, config: ModelConfig, input_shape: tuple[int, int, int]) -> None:
         super().__init__()
         self.config = config
-        self.input_shape = tuple(int(s) for s in input_shape)
+        self.input_shape = cast("tuple[int, int, int]", tuple(int(s) for s in input_shape))
 
     @property
     def latent_dim(self) -> int:

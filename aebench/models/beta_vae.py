@@ -50,5 +50,6 @@ def register_models(register: Callable[[ModelSpec], None]) -> None:
                 BetaVAEConfig,
                 f"β-VAE (Higgins et al. 2017), {ARCH_SUMMARY[arch]}; VAE loss with the KL "
                 "weighted by beta (default 4)",
+                objective_options=(("beta", "β"),),
             )
         )

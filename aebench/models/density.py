@@ -12,14 +12,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from aebench.threads import single_threaded
+
 
 def fit_gmm(
     latents: torch.Tensor, components: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(weights ``(K,)``, means ``(K, d)``, Cholesky factors ``(K, d, d)``), float64, CPU."""
     from sklearn.mixture import GaussianMixture
-
-    from aebench.threads import single_threaded
 
     z = latents.detach().to("cpu", torch.float64).numpy()
     if z.ndim != 2:

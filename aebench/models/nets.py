@@ -94,7 +94,7 @@ def _check_shape(input_shape: tuple[int, int, int]) -> tuple[int, int, int]:
     shape = tuple(int(s) for s in input_shape)
     if len(shape) != 3 or any(s < 1 for s in shape):
         raise ConfigError(f"input_shape must be (C, H, W) with positive sizes, got {input_shape!r}")
-    return shape  # type: ignore[return-value]
+    return shape
 
 
 def cnn_spatial_sizes(input_shape: tuple[int, int, int]) -> list[tuple[int, int]]:
@@ -186,7 +186,13 @@ def build_bodies(
 
 
 def make_spec(
-    name: str, family: str, arch: str, cls: Callable[..., nn.Module], config_cls: type, what: str
+    name: str,
+    family: str,
+    arch: str,
+    cls: Callable[..., Any],
+    config_cls: type,
+    what: str,
+    objective_options: tuple[tuple[str, str], ...] = (),
 ) -> ModelSpec:
     """A :class:`ModelSpec` whose factory builds ``cls(config, input_shape, arch=arch)``."""
     return ModelSpec(
@@ -196,4 +202,5 @@ def make_spec(
         config_cls=config_cls,
         factory=functools.partial(cls, arch=arch),
         description=what,
+        objective_options=objective_options,
     )

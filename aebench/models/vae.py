@@ -72,11 +72,18 @@ class VAE(AutoEncoder):
         mean, logvar = self.encoder(x).chunk(2, dim=1)
         return Encoding(mean, logvar)
 
+    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and log-variance of the diagonal Gaussian q(z|x) that ``encode`` returns."""
+        mean, logvar = self.encode(x)
+        if logvar is None:
+            raise TypeError(f"{type(self).__name__}.encode() must return a log-variance")
+        return mean, logvar
+
     def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z)
 
     def loss_terms(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        mean, logvar = self.encode(x)
+        mean, logvar = self.posterior(x)
         z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
         recon = self.recon_nats(self.decoder(z), x)
         kl = gaussian_kl(mean, logvar)
@@ -103,7 +110,7 @@ class VAE(AutoEncoder):
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         b = x.shape[0]
-        mean, logvar = self.encode(x)
+        mean, logvar = self.posterior(x)
         std = torch.exp(0.5 * logvar)
         chunk = max(1, max_batch // max(b, 1))
         log_w: list[torch.Tensor] = []

@@ -28,7 +28,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from aebench.catalog import metric_specs
+from aebench.plugins import get_plugins
 from aebench.report.format import number
+from aebench.specs import GROUPS
 
 if TYPE_CHECKING:
     from aebench.specs import MetricColumn, MetricSpec
@@ -126,8 +129,9 @@ def facet(name: str, metric: str, record: RunRecord) -> str:
     """One facet of a run that decides what its ``metric`` value can be compared with.
 
     ``likelihood``: the decoder likelihood (with its variance when Gaussian);
-    ``objective``: the regulariser the model trained with, and its β when it has
-    one; ``sampler``: what the metric's samples were decoded from (the prior or
+    ``objective``: the regulariser the model trained with, and the options its
+    model spec names as changing the objective (``ModelSpec.objective_options``:
+    β for the β-VAE); ``sampler``: what the metric's samples were decoded from (the prior or
     the ex-post mixture, as stored: ``fid_sampler`` / ``fid_expost_sampler``).
     """
     config, metrics = record.config or {}, record.metrics or {}
@@ -139,8 +143,10 @@ def facet(name: str, metric: str, record: RunRecord) -> str:
         return likelihood
     if name == "objective":
         objective = str(metrics.get("regulariser") or "?")
-        if "beta" in options and objective not in ("none", "?"):
-            objective += f", β={options['beta']}"
+        if objective not in ("none", "?"):
+            for option, label in objective_options(str(config.get("model", ""))):
+                if option in options:
+                    objective += f", {label}={options[option]}"
         return objective
     if name == "sampler":
         expost = metric.endswith("_expost")
@@ -149,6 +155,13 @@ def facet(name: str, metric: str, record: RunRecord) -> str:
                 return str(metrics[key])
         return "ex-post" if expost else str(metrics.get("sampler") or "prior")
     return str(options.get(name, metrics.get(name, config.get(name))))
+
+
+def objective_options(model: str) -> tuple[tuple[str, str], ...]:
+    """The (option, label) pairs that name ``model``'s objective; none for a model
+    that is no longer registered."""
+    registry = get_plugins().models
+    return registry.get(model).objective_options if model in registry else ()
 
 
 def same(a: Any, b: Any) -> bool:
@@ -229,7 +242,6 @@ def columns_for(
     records: Sequence[RunRecord], specs: Sequence[MetricSpec] | None = None
 ) -> list[Column]:
     """The columns for these (finished) runs: those with a value in some run."""
-    from aebench.metrics import metric_specs
 
     specs = list(metric_specs() if specs is None else specs)
     columns: list[Column] = []
@@ -237,7 +249,7 @@ def columns_for(
         having = [r for r in records if number((r.metrics or {}).get(spec.key)) is not None]
         if not having:
             continue
-        base = {
+        base: dict[str, Any] = {
             "metric": spec.key,
             "label": spec.label,
             "unit": spec.unit,
@@ -279,7 +291,6 @@ def columns_for(
 
 
 def _group_rank(group: str) -> int:
-    from aebench.specs import GROUPS
 
     order = [g for g in GROUPS if g != LAST_GROUP] + [LAST_GROUP]
     return order.index(group) if group in order else len(order)

@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from aebench.options import short_value
 from aebench.report.stats import CONFIDENCE, t_interval
 
 MISSING = "—"
@@ -89,8 +90,6 @@ def fmt_option(value: Any) -> str:
     """A model/metric option value: sequences compact (``512x256``), the rest as
     :func:`fmt_value`."""
     if isinstance(value, (list, tuple)):
-        from aebench.options import short_value
-
         return short_value(value)
     return fmt_value(value)
 

@@ -31,7 +31,10 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from aebench.report.columns import Column, columns_for
+from aebench.catalog import column_specs, metric_specs
+from aebench.options import config_fields, field_help, short_value
+from aebench.plugins import get_plugins
+from aebench.report.columns import GROUP_TITLES, Column, columns_for
 from aebench.report.format import (
     MISSING,
     NOT_APPLICABLE_TITLE,
@@ -88,7 +91,6 @@ def shown_options(config: dict[str, Any]) -> list[str]:
 def config_label(config: dict[str, Any]) -> str:
     """Short text naming a configuration: the model and its shown options,
     e.g. ``beta-vae-cnn latent_dim=16 beta=0.5``."""
-    from aebench.options import short_value
 
     options = model_options(config)
     parts = [str(config.get("model", "?"))]
@@ -98,7 +100,6 @@ def config_label(config: dict[str, Any]) -> str:
 
 def split_keys(specs: Sequence[Any] | None = None) -> set[str]:
     """Metric options that split columns (``fid_extractor``, ``fid_samples``)."""
-    from aebench.metrics import column_specs
 
     cols = column_specs() if specs is None else [c for s in specs for c in s.columns]
     return {k for c in cols for k in c.split_by}
@@ -158,8 +159,6 @@ def option_names(configs: Sequence[dict[str, Any]]) -> list[str]:
 
 def option_help(model: str, name: str) -> str:
     """The one-line help of model option ``name`` when the model is installed here."""
-    from aebench.options import config_fields, field_help
-    from aebench.plugins import get_plugins
 
     models = get_plugins().models
     if model not in models:
@@ -182,7 +181,7 @@ def option_cell(name: str, values: dict[str, Any]) -> dict[str, str]:
         return {"text": MISSING, "sort": "", "title": "not an option of this model"}
     numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
     text = fmt_option(value)
-    sort = repr(float(value)) if numeric else "" if value is None else text
+    sort = repr(float(value)) if numeric and value is not None else "" if value is None else text
     return {"text": text, "sort": sort, "title": ""}
 
 
@@ -278,7 +277,6 @@ def dataset_leaderboard(
 ) -> dict[str, Any]:
     """The leaderboard of one dataset: columns, option columns, one row per
     configuration, and the runs that are not on it (failed, unfinished, corrupt)."""
-    from aebench.metrics import metric_specs
 
     specs = list(metric_specs() if specs is None else specs)
     done = [r for r in records if r.done]
@@ -353,7 +351,7 @@ def dataset_leaderboard(
         for r in records
         if not r.done
     ]
-    others.sort(key=lambda o: o["run_id"])
+    others.sort(key=lambda o: str(o["run_id"]))
     models = sorted({row["model"] for row in rows})
     return {
         "name": name,
@@ -383,7 +381,6 @@ def dataset_leaderboard(
 
 def column_groups(columns: Sequence[Column]) -> list[dict[str, Any]]:
     """The leaderboard's column groups in column order: ``[{name, title, n, n_lead}]``."""
-    from aebench.report.columns import GROUP_TITLES
 
     groups: dict[str, dict[str, Any]] = {}
     for col in columns:
@@ -397,39 +394,24 @@ def column_groups(columns: Sequence[Column]) -> list[dict[str, Any]]:
 
 
 def row_flags(members: Sequence[RunRecord]) -> list[dict[str, str]]:
-    """Warnings about a configuration: samples that copy training images (``memorised``
-    = 1, per sampler) and posterior collapse (``collapsed_fraction`` at or above the
-    latent metric's flag), each with how many of its seeds show it."""
-    from aebench.metrics.latent import COLLAPSE_FLAG
-
+    """Warnings about a configuration: one for each metric column that declares a
+    :class:`~aebench.specs.ColumnFlag` (samples that copy training images, posterior
+    collapse) and whose value crosses it in any seed, saying in how many."""
     n = len(members)
     flags = []
-    for key, sampler in (("memorised", "prior"), ("memorised_expost", "ex-post GMM")):
-        hits = sum(1 for r in members if (r.metrics or {}).get(key) == 1)
+    for column in column_specs():
+        flag = column.flag
+        if flag is None:
+            continue
+        hits = [
+            v
+            for r in members
+            if (v := number((r.metrics or {}).get(column.key))) is not None and flag.hits(v)
+        ]
         if hits:
-            flags.append(
-                {
-                    "kind": "memorised",
-                    "text": f"copies ({sampler})",
-                    "title": f"{sampler} samples copy training images (novelty < 0.5) in "
-                    f"{hits} of {n} seed{'s' if n != 1 else ''}",
-                }
-            )
-    collapsed = [
-        v
-        for r in members
-        if (v := number((r.metrics or {}).get("collapsed_fraction"))) is not None
-        and v >= COLLAPSE_FLAG
-    ]
-    if collapsed:
-        flags.append(
-            {
-                "kind": "collapse",
-                "text": "posterior collapse",
-                "title": f"{max(collapsed):.0%} of latent dimensions collapsed onto the prior "
-                f"(KL < 0.01 nats) in {len(collapsed)} of {n} seed{'s' if n != 1 else ''}",
-            }
-        )
+            worst = max(hits) if flag.at_least else min(hits)
+            title = flag.title.format(worst=worst, count=len(hits), n=n, s="s" if n != 1 else "")
+            flags.append({"kind": flag.kind, "text": flag.text, "title": title})
     return flags
 
 
@@ -459,7 +441,6 @@ def leaderboard_context(
 
     ``href(record)``: the link to a run's page, relative to the index.
     """
-    from aebench.metrics import metric_specs
 
     specs = metric_specs()
     by_dataset: dict[str, list[RunRecord]] = {}

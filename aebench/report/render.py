@@ -33,7 +33,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from aebench import results
+from aebench._version import __version__
 from aebench.errors import DataError
+from aebench.metrics.latent import KL_THRESHOLD
 from aebench.report import plots
 from aebench.report.comparisons import dataset_figures, row_label
 from aebench.report.format import fmt_value, slugify
@@ -267,8 +270,6 @@ def run_assets(record: RunRecord, slug: str, site: _Site, problems: list[str]) -
 
     kl = (record.metrics or {}).get("kl_per_dim")
     if isinstance(kl, list) and kl and all(isinstance(v, (int, float)) for v in kl):
-        from aebench.metrics.latent import KL_THRESHOLD
-
         target = site.path(f"{base}/kl_per_dim.png")
         if site.fresh(target, [metrics_file]) or plots.plot_kl_per_dim(kl, target, KL_THRESHOLD):
             assets["kl_per_dim"] = f"{slug}/kl_per_dim.png"
@@ -352,11 +353,10 @@ def _records_and_root(path: Path) -> tuple[list[RunRecord], Path, Path | None, s
     return store.records(history=True), store.root / "site", store.root, None
 
 
-def _downloads(store_root: Path | None, run_id: str | None, site: _Site) -> list[dict[str, str]]:
+def _downloads(store_root: Path | None, run_id: str | None, site: _Site) -> list[dict[str, Any]]:
     """``results.csv`` and ``results.parquet`` of the runs on the site, for download."""
     if store_root is None:
         return []
-    from aebench import results
 
     frame = results.collect(store_root)
     if run_id is not None and "run_id" in frame.columns:
@@ -377,7 +377,7 @@ def _downloads(store_root: Path | None, run_id: str | None, site: _Site) -> list
 def build_site(
     out_dir: Path,
     site_dir: Path | None = None,
-    on_event: Callable[[SiteProgress], None] | None = None,
+    on_event: Callable[[Any], None] | None = None,
 ) -> Path:
     """Build the static leaderboard site for the runs under ``out_dir``.
 
@@ -387,7 +387,6 @@ def build_site(
     the path of the written ``index.html``. ``on_event`` receives a
     :class:`SiteProgress` as each step (:data:`SITE_STEPS`) advances.
     """
-    import aebench
 
     def emit(step: str, done: int, total: int, item: str = "") -> None:
         if on_event is not None:
@@ -397,7 +396,7 @@ def build_site(
     records, default_root, store_root, single = _records_and_root(Path(out_dir))
     emit("reading runs", 1, 1, f"{len(records)} runs")
     final = Path(site_dir) if site_dir is not None else default_root
-    stamp = f"Built by aebench {aebench.__version__}; runs/ and plots/ are rebuilt.\n"
+    stamp = f"Built by aebench {__version__}; runs/ and plots/ are rebuilt.\n"
     marker = final / MARKER
     previous = marker.read_text(encoding="utf-8") if marker.is_file() else None
     ours = previous is not None or not final.exists() or not any(final.iterdir())
@@ -449,7 +448,6 @@ def _build(
     emit: Callable[..., None],
 ) -> None:
     """Write the site's pages, plots, gallery and downloads into ``root``."""
-    import aebench
 
     env = _env()
     taken: set[str] = set()
@@ -458,7 +456,7 @@ def _build(
     colours = plots.model_colours({row["model"] for ds in ctx["datasets"] for row in ds["rows"]})
     ctx["colours"] = colours
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    common = {"version": aebench.__version__, "generated": generated}
+    common = {"version": __version__, "generated": generated}
 
     run_template = env.get_template("run.html.j2")
     ds_slugs = {ds["name"]: ds["slug"] for ds in ctx["datasets"]}

@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from aebench.catalog import metric_specs
 from aebench.report.columns import split_text, unknown_keys
 from aebench.report.format import (
     MISSING,
@@ -85,14 +86,14 @@ def wall_seconds(record: RunRecord) -> float | None:
         return None
 
 
-def _rows(pairs: list[tuple[str, Any]]) -> list[dict[str, str]]:
+def _rows(pairs: list[tuple[str, Any]]) -> list[dict[str, Any]]:
     return [{"name": name, "value": value} for name, value in pairs]
 
 
 def settings_sections(record: RunRecord) -> list[dict[str, Any]]:
     """The settings list: ``[{title, rows: [{name, value}]}]``, empty sections left out."""
     config, metrics = record.config, record.metrics or {}
-    run = [("Status", record.status)]
+    run: list[tuple[str, Any]] = [("Status", record.status)]
     run += [(label, config.get(key)) for key, label in RUN_SETTINGS if key in config]
     dataset_options = config.get("dataset_options")
     if isinstance(dataset_options, dict):
@@ -131,7 +132,6 @@ def settings_sections(record: RunRecord) -> list[dict[str, Any]]:
 def metric_rows(record: RunRecord, specs: list[Any] | None = None) -> list[dict[str, Any]]:
     """The test metrics table: each registered column the run stored, then values
     no installed metric declares. ``[{key, label, unit, arrow, value, title, na}]``."""
-    from aebench.metrics import metric_specs
 
     metrics = record.metrics or {}
     specs = list(metric_specs() if specs is None else specs)
@@ -229,7 +229,6 @@ def sampler_caption(metrics: dict[str, Any]) -> str:
 
 def run_context(record: RunRecord, slug: str) -> dict[str, Any]:
     """Context for one run's page (without images; the renderer adds those)."""
-    from aebench.metrics import metric_specs
 
     config, metrics = record.config, record.metrics or {}
     specs = metric_specs()

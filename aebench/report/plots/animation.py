@@ -24,8 +24,8 @@ def make_epoch_gif(frames: Sequence[Path], path: Path, ms_per_frame: int = 500) 
     size = None
     font = ImageFont.load_default()
     for snapshot in frames:
-        with Image.open(snapshot) as im:
-            im = im.convert("RGB")
+        with Image.open(snapshot) as opened:
+            im = opened.convert("RGB")
             size = size or im.size
             if im.size != size:
                 im = im.resize(size)

@@ -217,8 +217,9 @@ def copy_image(src: Path, dst: Path) -> None:
 
     dst.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with Image.open(src) as im:
-            im.load()
+        with Image.open(src) as opened:
+            opened.load()
+            im: Image.Image = opened
             if im.mode in ("RGB", "RGBA"):
                 arr = np.asarray(im.convert("RGB"))
                 if (arr[..., 0] == arr[..., 1]).all() and (arr[..., 1] == arr[..., 2]).all():

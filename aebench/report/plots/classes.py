@@ -23,20 +23,20 @@ def _class_ticks(ax: Any, names: Sequence[str]) -> None:
 def plot_per_class(per_class: dict[str, dict[str, Any]], path: Path) -> bool:
     """Bar charts of per-class MSE and PSNR. False if there is nothing to plot."""
     names = list(per_class)
-    panels = []
+    panels: list[tuple[str, list[float]]] = []
     for key, title in (("mse", "MSE per px ↓"), ("psnr", "PSNR (dB) ↑")):
         values = [
             finite(per_class[n].get(key)) if isinstance(per_class[n], dict) else None for n in names
         ]
         if any(v is not None for v in values):
-            panels.append((title, [v if v is not None else 0.0 for v in values]))
+            panels.append((title, [float(v) if v is not None else 0.0 for v in values]))
     if not names or not panels:
         return False
     with rc():
         width = max(3.2, 0.35 * len(names) + 1.2)
         fig, axes = figure(len(panels), width=width, height=2.6)
-        for ax, (title, values) in zip(axes, panels, strict=True):
-            ax.bar(range(len(names)), values, color="C0")
+        for ax, (title, heights) in zip(axes, panels, strict=True):
+            ax.bar(range(len(names)), heights, color="C0")
             _class_ticks(ax, names)
             ax.set_title(title)
             ax.grid(axis="x", visible=False)

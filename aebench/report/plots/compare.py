@@ -10,7 +10,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from aebench.report.plots.base import LINESTYLES, MARKERS, figure, grid, rc, save_figure
+from aebench.report.plots.base import (
+    LINESTYLES,
+    MARKERS,
+    _drawn_texts,
+    figure,
+    grid,
+    rc,
+    save_figure,
+)
 
 Cells = Mapping[str, Mapping[str, Any]]
 """A leaderboard row's cells: column key -> ``{"mean", "low", "high", ...}``."""
@@ -167,8 +175,6 @@ def drop_crowded_annotations(fig: Any, ax: Any) -> None:
     the ones kept stay readable (first come, first kept)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.text import Annotation
-
-    from aebench.report.plots.base import _drawn_texts
 
     canvas = FigureCanvasAgg(fig)
     canvas.draw()

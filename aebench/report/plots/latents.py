@@ -8,7 +8,18 @@ from typing import Any
 
 import numpy as np
 
-from aebench.report.plots.base import cmap, figure, frame, rc, save_figure, save_gif, subsample
+from aebench.report.plots.base import (
+    cmap,
+    figure,
+    frame,
+    grid,
+    integer_ticks,
+    rc,
+    save_figure,
+    save_gif,
+    subsample,
+)
+from aebench.threads import single_threaded
 
 MAX_LATENT_POINTS = 2000
 TSNE_ITERATIONS = 500
@@ -22,8 +33,6 @@ def embed(z: np.ndarray, method: str, seed: int) -> np.ndarray:
     # before the limit is set, so threadpoolctl sees their OpenMP runtime.
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
-
-    from aebench.threads import single_threaded
 
     with single_threaded():
         if method == "PCA":
@@ -154,16 +163,7 @@ def make_latent_gif(
             else:
                 uniq = np.unique(labels)
                 colours = cmap("tab10" if len(uniq) <= 10 else "tab20")
-                for i, label in enumerate(uniq):
-                    mask = labels == label
-                    ax.scatter(
-                        xy[e, mask, 0],
-                        xy[e, mask, 1],
-                        s=5,
-                        alpha=0.7,
-                        linewidths=0,
-                        color=colours(i % colours.N),
-                    )
+                _scatter_classes(ax, xy[e], labels, uniq, colours, None, size=5, named=False)
             ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
             ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
             ax.set_title(f"epoch {e + 1}/{epochs}: {name}, d={d}")
@@ -186,7 +186,6 @@ def plot_latent_maps(
     maps = [m for m in maps if np.asarray(m["z"]).ndim == 2 and np.asarray(m["z"]).shape[1] == 2]
     if len(maps) < 2:
         return False
-    from aebench.report.plots.base import grid
 
     labels_all = np.unique(
         np.concatenate([np.asarray(m["y"]).reshape(-1) for m in maps if m.get("y") is not None])
@@ -236,8 +235,6 @@ def plot_kl_per_dim(kl: Sequence[float], path: Path, threshold: float = 0.01) ->
         if len(values) <= 16:
             ax.set_xticks(range(len(values)), [str(i) for i in range(len(values))])
         else:
-            from aebench.report.plots.base import integer_ticks
-
             ax.xaxis.set_major_locator(integer_ticks())
         ax.grid(axis="x", visible=False)
         ax.legend(loc="upper right")
@@ -253,8 +250,10 @@ def _scatter_classes(
     colours: Any,
     class_names: Sequence[str] | None,
     size: float,
+    named: bool = True,
 ) -> None:
-    """One scatter per class of ``labels`` (colour ``i`` of ``colours``), named for a legend."""
+    """One scatter per class of ``labels`` (colour ``i`` of ``colours``), named for a legend
+    unless ``named`` is False (a frame without a legend)."""
     for i, label in enumerate(labels):
         mask = y == label
         ax.scatter(
@@ -264,5 +263,5 @@ def _scatter_classes(
             alpha=0.7,
             linewidths=0,
             color=colours(i % colours.N),
-            label=_class_name(label, class_names),
+            label=_class_name(label, class_names) if named else None,
         )
