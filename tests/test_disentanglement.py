@@ -273,6 +273,24 @@ def test_latents_ignoring_one_factor_lose_exactly_that_factor(perfect):
     assert 0.7 < out["factorvae_score"] < 0.92
 
 
+def test_the_factorvae_score_ignores_the_scale_of_noisy_dimensions():
+    """Kim & Mnih divide each dimension by its global standard deviation, so rescaling
+    one dimension changes nothing. Noise keeps the fixed factor's own dimension from
+    being exactly still, which is what exposes a division by the variance instead (the
+    rescaled dimension then always looks stillest: 0.26 instead of 1.0)."""
+    rng = np.random.default_rng(6)
+    codes_train, codes_test = dis.factor_codes(KINDS, TRAIN, TEST)
+    z_train = standard(TRAIN) + 0.2 * rng.normal(size=TRAIN.shape)
+    z_test = standard(TEST) + 0.2 * rng.normal(size=TEST.shape)
+    plain = dis.factorvae_score(z_train, codes_train, z_test, codes_test, n_votes=600)
+    stretch = np.array([100.0, 1.0, 1.0, 1.0])
+    scaled = dis.factorvae_score(
+        z_train * stretch, codes_train, z_test * stretch, codes_test, n_votes=600
+    )
+    assert plain.score > 0.9
+    assert scaled.score == pytest.approx(plain.score, abs=1e-9)
+
+
 def test_noise_only_latents_score_about_zero():
     rng = np.random.default_rng(5)
     out = scores(rng.normal(size=(len(TRAIN), 4)), rng.normal(size=(len(TEST), 4)))

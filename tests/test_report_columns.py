@@ -104,6 +104,23 @@ def test_split_text_is_generic() -> None:
     assert split_text((("other_budget", 3),), column="dci_x") == "other_budget=3"
 
 
+def test_factorvae_scores_stored_before_the_std_fix_get_their_own_column() -> None:
+    """Scores from before the FactorVAE score divided by the standard deviation have no
+    ``factorvae_normalisation``: they never share a column (or a best mark) with new ones."""
+    from aebench.report.columns import columns_for
+
+    old = _record({"factorvae_score": 0.374, "factorvae_votes": 200})
+    new = _record(
+        {"factorvae_score": 0.55, "factorvae_votes": 200, "factorvae_normalisation": "std"}
+    )
+    cols = [c for c in columns_for([old, new]) if c.metric == "factorvae_score"]
+    assert len(cols) == 2
+    by_split = {dict(c.split)["factorvae_normalisation"]: c for c in cols}
+    assert set(by_split) == {None, "std"}
+    assert by_split["std"].value(new)[0] == 0.55 and by_split["std"].value(old)[0] is None
+    assert by_split[None].value(old)[0] == 0.374 and by_split[None].value(new)[0] is None
+
+
 def test_integer_columns_show_no_decimals() -> None:
     from aebench.report.columns import columns_for
     from aebench.report.leaderboard import cell
