@@ -773,10 +773,10 @@ def main(argv: list[str] | None = None) -> None:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose = "--verbose" in argv or "-v" in argv
-    if argv and argv[0] not in ("--version", "--help", "-h"):
-        _load_plugins([a for a in argv if a not in ("-v", "--verbose")])
-        _add_metric_flags()
     try:
+        if argv and argv[0] not in ("--version", "--help", "-h"):
+            _load_plugins([a for a in argv if a not in ("-v", "--verbose")])
+            _add_metric_flags()
         # Outside standalone mode, typer returns the exit code of typer.Exit and
         # of an interrupt (130) instead of raising.
         code = app(args=argv, prog_name="aebench", standalone_mode=False)

@@ -299,11 +299,31 @@ def resolve_device(name: str) -> str:
     return name
 
 
-def _number(option: str, value: Any, kind: type, *, minimum: float = 0, strict: bool = True) -> Any:
-    """``value`` as ``kind``, finite and above ``minimum`` (or equal, unless ``strict``)."""
+MAX_COUNT = 2**31 - 1
+"""The largest epoch, batch, image or seed count aebench takes: far beyond any real
+run, and small enough for every integer type torch and NumPy use."""
+MAX_SEED = 2**32 - 1
+"""The largest seed: the generators aebench seeds (NumPy's, scikit-learn's, torch's
+CUDA one) use 32 bits, so larger seeds would alias smaller ones."""
+
+
+def _number(
+    option: str,
+    value: Any,
+    kind: type,
+    *,
+    minimum: float = 0,
+    strict: bool = True,
+    maximum: float | None = None,
+) -> Any:
+    """``value`` as ``kind``, finite, above ``minimum`` (or equal, unless ``strict``) and
+    at most ``maximum`` (ints: :data:`MAX_COUNT` unless given)."""
     value = convert(option, value, kind)
     if (strict and not value > minimum) or (not strict and not value >= minimum):
         raise ConfigError(f"{option} must be {'>' if strict else '>='} {minimum:g}, got {value!r}")
+    maximum = MAX_COUNT if maximum is None and kind is int else maximum
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{option} must be at most {maximum}, got {value!r}")
     return value
 
 
@@ -418,11 +438,12 @@ def expand(options: Grid, device: str) -> list[RunConfig]:
     if not o.datasets:
         raise ConfigError("--datasets is required (e.g. --datasets digits; see `aebench datasets`)")
     training = _training(o, profile)
-    seeds = [_number("--seeds", s, int, strict=False) for s in (o.seeds or [0])]
+    seeds = [_number("--seeds", s, int, strict=False, maximum=MAX_SEED) for s in (o.seeds or [0])]
     if o.n_seeds is not None:
         if len(seeds) > 1:
             raise ConfigError("--n-seeds: give at most one --seeds value (the first seed)")
-        seeds = [seeds[0] + i for i in range(_number("--n-seeds", o.n_seeds, int))]
+        n = _number("--n-seeds", o.n_seeds, int, maximum=MAX_SEED - seeds[0] + 1)
+        seeds = [seeds[0] + i for i in range(n)]
     binarize = o.binarize
     if binarize not in (None, "dynamic"):
         raise ConfigError(f"--binarize: expected 'dynamic', got {binarize!r}")

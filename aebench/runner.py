@@ -232,6 +232,8 @@ def run_grids(
     if given), planned into cells, executed where ``execution`` (merged over the
     suite's ``[execution]`` table) says, then the table and the site."""
     emit = on_event or ignore
+    if not str(out).strip():
+        raise ConfigError("--out is empty: give the folder to write runs, table and site to")
     grids = [grids] if isinstance(grids, Grid) else list(grids)
     where = ExecutionSettings()
     if suite:

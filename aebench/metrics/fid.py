@@ -736,6 +736,11 @@ EXPOST_SAMPLES = (
     "(a plain AE's own sampler)"
 )
 
+MIN_SAMPLES = 10
+"""The fewest samples FID (and the sample metrics on its features: precision/recall
+and density/coverage compare 3 and 5 nearest neighbours) is computed from; fewer is
+refused before training, since it gives a number that means nothing."""
+
 SAMPLES = MetricOption(
     "fid_samples",
     int,
@@ -758,11 +763,17 @@ EXTRACTOR = MetricOption(
 
 
 def check(setup: MetricSetup) -> None:
-    """Before any cell trains: the extractor can be had for this dataset (an explicit
-    ``inception-v3-compat`` without local weights fails in :func:`resolve_extractor`;
-    the offline classifier needs class labels)."""
-    if not setup.options.get("fid_samples"):
+    """Before any cell trains: enough samples, and the extractor can be had for this
+    dataset (an explicit ``inception-v3-compat`` without local weights fails in
+    :func:`resolve_extractor`; the offline classifier needs class labels)."""
+    n = setup.options.get("fid_samples")
+    if not n:
         return
+    if n < MIN_SAMPLES:
+        raise ConfigError(
+            f"--fid-samples {n} is too few for FID and the sample metrics: give 0 (skip them) "
+            f"or at least {MIN_SAMPLES}"
+        )
     kind = resolve_extractor(setup.options.get("fid_extractor", "auto"))
     if kind == CLASSIFIER and setup.train.labels is None:
         raise ConfigError(
