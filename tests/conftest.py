@@ -4,7 +4,8 @@ scikit-learn's bundled digits, or small files generated in tmp_path."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -13,6 +14,30 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
+
+# Before any fixture of any scope runs: the whole session uses its own aebench cache
+# and data folders, so a session- or module-scoped fixture (which runs before the
+# per-test isolation below) never reads or writes the user's ~/.cache/aebench.
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="aebench-tests-"))
+os.environ["AEBENCH_CACHE_DIR"] = str(_SESSION_DIR / "cache")
+os.environ["AEBENCH_DATA_DIR"] = str(_SESSION_DIR / "data")
+USER_CACHE = Path.home() / ".cache" / "aebench"
+
+
+def _tree(root: Path) -> dict[str, float]:
+    return {str(p): p.stat().st_mtime for p in root.rglob("*")} if root.exists() else {}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _user_cache_untouched() -> Iterator[None]:
+    """Fails the session (an error in its last test) if any test created, changed or
+    removed anything under the user's ~/.cache/aebench."""
+    before = _tree(USER_CACHE)
+    yield
+    after = _tree(USER_CACHE)
+    changed = sorted(set(before) ^ set(after) | {p for p in before if after.get(p) != before[p]})
+    assert not changed, f"tests touched the user's cache: {changed[:5]}"
+
 
 # Two cores in CI: keep torch from oversubscribing them.
 torch.set_num_threads(min(2, os.cpu_count() or 1))
