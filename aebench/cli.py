@@ -108,6 +108,7 @@ def models_cmd(
         _print_json(rows)
         return
     table = Table("name", "family", "arch", "own options", "plugin", "description")
+    table.columns[0].no_wrap = True
     for r in rows:
         own = ", ".join(
             f"{o['name']}={o['default']}" for o in r["options"] if o["name"] not in shared
@@ -159,6 +160,7 @@ def datasets_cmd(
         _print_json({"data_dir": str(root), "datasets": rows})
         return
     table = Table("name", "shape", "splits", "classes", "local", "options", "plugin", "description")
+    table.columns[0].no_wrap = True  # names are what users type: never broken
     for r in rows:
         ready = {True: "ready", False: "missing", None: "-"}[r["ready"]]
         if not r["files"] and r["ready"]:
@@ -409,7 +411,8 @@ def run_cmd(
     hidden_dims: Annotated[
         str | None,
         typer.Option(
-            help="Shorthand for -o hidden_dims=...: '512,256' (MLP) or '32,64,1024' (CNN) "
+            help="Shorthand for -o hidden_dims=...: '512,256' (MLP widths) or '32,64,128' "
+            "(CNN: two convolutions' channels, then the dense layer; also 32x64x128) "
             "[default: the architecture's]."
         ),
     ] = None,
@@ -620,8 +623,12 @@ _RUN_FIXED_PARAMETERS = len(inspect.signature(run_cmd).parameters) - 1  # withou
 @app.command("report")
 def report_cmd(
     run_dir: Annotated[
-        str, typer.Argument(help="A benchmark output directory (the --out of `aebench run`).")
-    ],
+        str,
+        typer.Argument(
+            help="A benchmark output directory (the --out of `aebench run`) [default: "
+            "aebench-out, as `aebench run`'s]."
+        ),
+    ] = "aebench-out",
     out: Annotated[
         str | None, typer.Option("--out", help="Where to write the site [default: RUN_DIR/site].")
     ] = None,

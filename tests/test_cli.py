@@ -125,3 +125,24 @@ def test_the_first_offline_extractor_shows_its_progress(cli, tmp_path):
         "--no-report", "--out", str(tmp_path / "out"),
     )  # fmt: skip
     assert code == 0 and "training the offline FID extractor" not in err
+
+
+def test_listings_keep_names_whole_at_80_columns(cli, monkeypatch):
+    """Names are what users type next: a narrow terminal wraps the other columns."""
+    from aebench import cli as cli_module
+    from aebench.catalog import list_datasets, list_models
+
+    monkeypatch.setattr(cli_module.out, "_width", 80)
+    datasets = {s.name + (":ARG" if s.takes_argument else "") for s in list_datasets()}
+    for command, names in (("datasets", datasets), ("models", {s.name for s in list_models()})):
+        code, out, _ = cli(command)
+        assert code == 0
+        listing = out.split("└")[0]  # the first table (datasets adds one of options)
+        first_cells = {line.split("│")[1].strip() for line in listing.splitlines() if "│" in line}
+        assert names <= first_cells, command
+
+
+def test_report_defaults_to_the_run_commands_output_folder(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli("report")
+    assert code == 2 and "aebench-out" in err  # the default folder, named in the error
