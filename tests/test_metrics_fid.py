@@ -37,13 +37,40 @@ def test_classifier_is_cached_accurate_and_identified(offline, digits):
     assert info.identity.startswith("aebench-classifier:digits:v1:")
     again = fid.ensure_classifier(*digits)  # a cache hit: no retraining, same identity
     assert again.identity == info.identity and again.test_accuracy == info.test_accuracy
-    assert fid.classifier_identity(digits[0]) == info.identity
+    # the identity names the training data and the weights
+    assert info.identity.startswith(fid.classifier_identity(digits[0]) + ":")
+    state = torch.load(info.path, weights_only=True)["state_dict"]
+    assert info.identity.endswith(":" + fid.weights_digest(state)[:12])
     labels = digits[0].labels.clone()
     labels[0] = (labels[0] + 1) % 10
     relabelled = aebench.ImageSet(digits[0].images, labels, name="digits")
     # another train set (one label changed), another extractor
     assert fid.classifier_identity(relabelled) != info.identity
     assert fid.classifier_identity(digits[0].subset(slice(0, 500))) != info.identity
+
+
+def test_a_cached_classifier_without_its_weights_named_is_not_reused(digits, tmp_path):
+    """Two classifiers trained on the same data can differ (another torch, another
+    machine): a cache file written before aebench named the weights, or one whose
+    weights were changed, is trained again under an identity naming its new weights."""
+    train, test = digits[0].subset(slice(0, 300)), digits[1]
+    first = fid.ensure_classifier(train, test, root=tmp_path)
+    ckpt = torch.load(first.path, weights_only=True)
+    # another classifier under the same file name, as an older aebench wrote it
+    ckpt["state_dict"] = {k: v + 0.01 for k, v in ckpt["state_dict"].items()}
+    old_id = ckpt["meta"]["identity"].rsplit(":", 1)[0]
+    ckpt["meta"] = {k: v for k, v in ckpt["meta"].items() if k != "weights_sha256"}
+    ckpt["meta"]["identity"] = old_id
+    torch.save(ckpt, first.path)
+    again = fid.ensure_classifier(train, test, root=tmp_path)
+    assert again.identity != old_id and again.identity == first.identity  # retrained, seeded
+    # weights changed behind the recorded digest: not used either
+    ckpt = torch.load(again.path, weights_only=True)
+    ckpt["state_dict"] = {k: v * 2 for k, v in ckpt["state_dict"].items()}
+    torch.save(ckpt, again.path)
+    third = fid.ensure_classifier(train, test, root=tmp_path)
+    state = torch.load(third.path, weights_only=True)["state_dict"]
+    assert third.identity.endswith(":" + fid.weights_digest(state)[:12])
 
 
 def test_auto_falls_back_to_classifier_and_labels_it(offline, digits):

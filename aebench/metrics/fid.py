@@ -60,7 +60,7 @@ from aebench.progress import Message, Stage
 from aebench.specs import MetricColumn, MetricOption, MetricSpec
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     from aebench.metrics.context import EvalContext
 
@@ -368,9 +368,22 @@ def train_classifier(
 
 
 def classifier_identity(train: ImageSet) -> str:
-    """``aebench-classifier:<dataset>:v<version>:<hash12 of train images+labels>``."""
+    """``aebench-classifier:<dataset>:v<version>:<hash12 of train images+labels>``: what
+    the offline extractor of ``train`` is trained from (its cache file's key). The
+    identity stored with FID values adds its weights (:func:`weights_digest`)."""
     digest = data_hash(train.images, train.labels)[:12]
     return f"{TF_CLASSIFIER_NAME}:{_dataset_label(train)}:v{CLASSIFIER_VERSION}:{digest}"
+
+
+def weights_digest(state_dict: Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 of a state dict's names, dtypes, shapes and values, in name order: two
+    classifiers share an identity only when their weights are the same."""
+    h = hashlib.sha256()
+    for name in sorted(state_dict):
+        t = state_dict[name].detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
+    return h.hexdigest()
 
 
 def _classifier_path(train: ImageSet, root: Path | None = None) -> tuple[str, Path]:
@@ -381,8 +394,19 @@ def _classifier_path(train: ImageSet, root: Path | None = None) -> tuple[str, Pa
 
 
 def classifier_cached(train: ImageSet, root: Path | None = None) -> bool:
-    """Whether the offline extractor for ``train`` is already trained and cached."""
-    return _classifier_path(train, root)[1].is_file()
+    """Whether the offline extractor for ``train`` is trained and cached, with its
+    weights matching the digest it records (see :func:`ensure_classifier`)."""
+    return _cached_info(_classifier_path(train, root)[1]) is not None
+
+
+def _cached_info(path: Path) -> ClassifierInfo | None:
+    if not path.is_file():
+        return None
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    meta = ckpt["meta"]
+    if meta.get("weights_sha256") != weights_digest(ckpt["state_dict"]):
+        return None
+    return ClassifierInfo(path, meta["identity"], meta.get("test_accuracy"), meta)
 
 
 def ensure_classifier(
@@ -394,19 +418,27 @@ def ensure_classifier(
     """The cached offline extractor for ``train``'s dataset, training it on a cache miss.
 
     Cache file: ``<root or cache_dir()/"fid">/classifier-<dataset>-v<version>-<hash12>.pt``
-    (``state_dict`` + ``meta``; written atomically). The test accuracy is
-    measured on ``test`` when first trained; ``on_progress(step, steps)`` follows the
-    training.
+    (``state_dict`` + ``meta``; written atomically). Its identity is
+    :func:`classifier_identity` plus the first 12 hex digits of
+    :func:`weights_digest`, so values from two classifiers trained on the same data
+    (retrained elsewhere, or on another torch) never share a leaderboard column. A
+    cached file whose weights do not match the digest it records, or that records
+    none (written before aebench named weights), is not used: the extractor is
+    trained again. The test accuracy is measured on ``test`` when first trained;
+    ``on_progress(step, steps)`` follows the training.
     """
-    identity, path = _classifier_path(train, root)
-    digest = identity.rsplit(":", 1)[1]
-    if path.is_file():
-        meta = torch.load(path, map_location="cpu", weights_only=True)["meta"]
-        return ClassifierInfo(path, meta["identity"], meta.get("test_accuracy"), meta)
+    data_identity, path = _classifier_path(train, root)
+    digest = data_identity.rsplit(":", 1)[1]
+    cached = _cached_info(path)
+    if cached is not None:
+        return cached
     net = train_classifier(train, on_progress=on_progress)
+    weights = weights_digest(net.state_dict())
+    identity = f"{data_identity}:{weights[:12]}"
     acc = classifier_accuracy(net, test) if test is not None and test.labels is not None else None
     meta = {
         "identity": identity,
+        "weights_sha256": weights,
         "dataset": train.name,
         "architecture_version": CLASSIFIER_VERSION,
         "train_hash": digest,
