@@ -844,17 +844,7 @@ METRIC = MetricSpec(
     group="samples",
     order=30,
     options=(SAMPLES, EXTRACTOR),
-    details=(
-        "fid_sampler",
-        "fid_expost_sampler",
-        "fid_extractor",
-        "fid_extractor_detail",
-        "fid_samples",
-        "fid_reference",
-        "fid_grayscale",
-        "fid_feature_layer",
-        "fid_prior",
-    ),
+    details=FID_KEYS[2:],  # beside its two columns
     check=check,
     prepare=prepare,
     columns=(
