@@ -202,3 +202,23 @@ def test_every_page_uses_the_one_local_stylesheet(site: Path) -> None:
         (href,) = re.findall(r'<link rel="stylesheet" href="([^"]+)">', html)
         assert (page.parent / href).resolve() == (site / "style.css").resolve(), page
         assert "<style>" not in html
+
+
+def test_corrupt_artefacts_leave_the_site_whole_and_are_named(tmp_path: Path) -> None:
+    """A garbage latents.npz, an empty latents_epochs.npz and an empty per-epoch PNG in
+    one run: the site is built, without those figures, and the run page says why."""
+    from aebench.report import build_site
+
+    run = write_run(tmp_path, "broken", epochs=3)
+    (run / "latents.npz").write_bytes(b"not a zip file")
+    (run / "latents_epochs.npz").write_bytes(b"")
+    (run / "images" / "recon_epoch_002.png").write_bytes(b"")
+    write_run(tmp_path, "fine", latent_dim=8)
+    out = tmp_path / "site"
+    build_site(tmp_path, out)
+    page = (out / "runs" / "broken.html").read_text()
+    for name in ("latents.npz", "latents_epochs.npz", "recon_epoch_002.png"):
+        assert re.search(re.escape(name) + r" unreadable", page), name
+    assert (out / "runs" / "broken" / "recon_epochs.gif").exists()  # the readable frames
+    assert not (out / "runs" / "broken" / "latents.png").exists()
+    assert (out / "runs" / "fine" / "latents.png").exists()

@@ -30,6 +30,7 @@ from aebench.report import plots
 from aebench.report.columns import Column
 from aebench.report.format import number
 from aebench.report.leaderboard import shown_options
+from aebench.report.plots.base import UNREADABLE, read_latents
 
 NOT_COMPARED_GROUPS = ("cost",)
 MEAN_CAPTION = (
@@ -166,7 +167,6 @@ def training_curves(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def latent_maps(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The stored 2-D test latents of each configuration with d = 2 (its first seed)."""
-    import numpy as np
 
     maps = []
     for row in rows:
@@ -175,11 +175,9 @@ def latent_maps(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         if path is None:
             continue
         try:
-            with np.load(path) as data:
-                z = data["z"]
-                y = data["y"] if "y" in data.files else None
-        except (OSError, ValueError, KeyError):
-            continue
+            z, y = read_latents(path)
+        except UNREADABLE:
+            continue  # the run page names the problem
         if z.ndim == 2 and z.shape[1] == 2:
             maps.append({"label": row_label(row), "z": z, "y": y})
     return maps

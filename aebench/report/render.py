@@ -41,6 +41,7 @@ from aebench.report import plots
 from aebench.report.comparisons import dataset_figures, row_label
 from aebench.report.format import fmt_value, slugify
 from aebench.report.leaderboard import leaderboard_context, model_options
+from aebench.report.plots.base import UNREADABLE, read_latents
 from aebench.report.plots.gallery import crop_grid_rows, tile_scale
 from aebench.report.runpage import run_context, sampler_label
 from aebench.store import RunRecord, RunStore
@@ -185,13 +186,10 @@ def _width(path: Path, scale: int) -> int | None:
 
 
 def _load_latents(path: Path, problems: list[str]) -> tuple[Any, Any] | None:
-    import numpy as np
-
     try:
-        with np.load(path) as data:
-            return data["z"], (data["y"] if "y" in data.files else None)
-    except (OSError, ValueError, KeyError) as exc:
-        problems.append(f"{path.name} unreadable: {exc}")
+        return read_latents(path)
+    except UNREADABLE as exc:
+        problems.append(f"{path.name} unreadable: {type(exc).__name__}: {exc}")
         return None
 
 
@@ -224,7 +222,7 @@ def run_assets(record: RunRecord, slug: str, site: _Site, problems: list[str]) -
     frames = record.epoch_frames
     if frames:
         target = site.path(f"{base}/recon_epochs.gif")
-        if site.fresh(target, list(frames)) or plots.make_epoch_gif(frames, target):
+        if site.fresh(target, list(frames)) or plots.make_epoch_gif(frames, target, problems):
             assets["animation"] = f"{slug}/recon_epochs.gif"
             assets["widths"]["animation"] = _display_width(target)
             assets["animation_frames"] = len(frames)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import math
 import shutil
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,23 @@ import numpy as np
 CSS_DPI = 96
 SCALE = 2
 DPI = CSS_DPI * SCALE
+UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
+"""What reading a corrupt or truncated run artefact raises (PNG: PIL's
+UnidentifiedImageError is an OSError; npz: BadZipFile, EOFError, a missing key): the
+site is built without that artefact, and the run page says so."""
+
+
+def read_latents(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(z, y)`` of a stored latents npz (``y`` None without labels); raises one of
+    :data:`UNREADABLE` when the file is corrupt."""
+    with np.load(path) as data:
+        z = np.asarray(data["z"])
+        y = np.asarray(data["y"]) if "y" in data.files else None
+    if z.ndim < 2:
+        raise ValueError(f"latents of shape {z.shape}, expected (N, D) or (epochs, N, D)")
+    return z, y
+
+
 MAX_GIF_FRAMES = 60
 MAX_PANELS_PER_ROW = 3
 AUDIT: list[str] | None = None
