@@ -181,6 +181,8 @@ def train_and_evaluate(
     metrics = evaluate(ctx)
     metrics.update(
         regulariser=model.regulariser,
+        objective=model.objective_label(),
+        latent_kind=model.latent_kind,
         sampler=model.prior_description,
         best_epoch=result.best_epoch,
         train_seconds=result.seconds,

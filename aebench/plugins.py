@@ -26,7 +26,13 @@ from aebench import hookspecs
 from aebench._version import __version__
 from aebench.errors import DuplicateNameError, PluginError, did_you_mean
 from aebench.registry import Registry
-from aebench.specs import DatasetSpec, MetricSpec, ModelSpec
+from aebench.specs import (
+    BATCH_TERMS_METRIC,
+    DatasetSpec,
+    MetricSpec,
+    ModelSpec,
+    with_model_columns,
+)
 
 ENTRY_POINT_GROUP = "aebench"
 ENV_PLUGINS = "AEBENCH_PLUGINS"
@@ -183,6 +189,9 @@ class Plugins:
             ("register_metrics", self.metrics),
         ):
             self._call_each(hook, registry)
+        if BATCH_TERMS_METRIC in self.metrics:  # the models' batch-level columns
+            spec = self.metrics.get(BATCH_TERMS_METRIC)
+            self.metrics.replace(with_model_columns(spec, self.models))
 
     def _call_each(self, hook: str, registry: Registry) -> None:
         # Each implementation is called on its own (rather than through

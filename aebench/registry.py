@@ -55,6 +55,12 @@ class Registry(Generic[T]):
             self._check(list(self._items.values()), spec)
         self._items[name] = spec
 
+    def replace(self, spec: T) -> None:
+        """Put ``spec`` in place of the registered spec of the same name (core only)."""
+        if spec.name not in self._items:
+            raise KeyError(spec.name)
+        self._items[spec.name] = spec
+
     def discard(self, specs: Iterable[T]) -> None:
         """Remove exactly these spec objects (a plugin's partial registrations)."""
         for spec in specs:

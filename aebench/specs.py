@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -57,8 +57,9 @@ class ModelSpec:
     an option users can set and sweep (``-o beta=0.5,4``).
     ``objective_options``: (option, label) pairs of the options that change the
     objective the model trains (β-VAE: ``(("beta", "β"),)``); the leaderboard
-    names them beside the regulariser and compares losses only between runs
-    whose objective is the same.
+    names them beside the objective and compares losses only between runs
+    whose objective is the same. ``columns``: the batch-level columns the model
+    reports (default: its class's ``batch_columns``).
     """
 
     name: str
@@ -68,11 +69,20 @@ class ModelSpec:
     factory: Callable[[ModelConfig, tuple[int, int, int]], AutoEncoder]
     description: str = ""
     objective_options: tuple[tuple[str, str], ...] = ()
+    columns: tuple[MetricColumn, ...] = ()
     plugin: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         check_name("model", self.name)
         check_name("model family", self.family)
+        if not self.columns:  # the model class's declared batch-level columns
+            cls = getattr(self.factory, "func", self.factory)
+            object.__setattr__(self, "columns", tuple(getattr(cls, "batch_columns", ()) or ()))
+        for col in self.columns:
+            if not col.key.startswith("test_"):
+                raise ValueError(
+                    f"model {self.name!r}: batch column {col.key!r} must be named test_<name>"
+                )
 
 
 # -- datasets ---------------------------------------------------------------------
@@ -376,3 +386,37 @@ class MetricSpec:
             "options": [o.describe() for o in self.options],
             "plugin": self.plugin,
         }
+
+
+# -- the models' batch-level columns -------------------------------------------------
+BATCH_TERMS_METRIC = "batch-terms"
+"""The built-in metric that measures every model's declared ``batch_columns``."""
+
+
+def declares(key: str) -> Callable[[EvalContext], bool]:
+    """``applies_to`` of a model-declared batch column: the run's model declares ``key``."""
+    return lambda ctx: any(c.key == key for c in ctx.model.batch_columns)
+
+
+def with_model_columns(spec: MetricSpec, models: Iterable[ModelSpec]) -> MetricSpec:
+    """``spec`` (the :data:`BATCH_TERMS_METRIC`) with one column for each distinct key
+    the models declare (the first declaration of a key is kept), split by the batch
+    size it was measured at, applying to the runs whose model declares it."""
+    columns: dict[str, MetricColumn] = {}
+    owners: dict[str, list[str]] = {}
+    for model in models:
+        for col in model.columns:
+            owners.setdefault(col.key, []).append(model.family)
+            columns.setdefault(col.key, col)
+    out = []
+    for key, col in columns.items():
+        families = ", ".join(dict.fromkeys(owners[key]))
+        out.append(
+            dataclasses.replace(
+                col,
+                split_by=(*col.split_by, "batch_terms_batch_size"),
+                applies_to=declares(key),
+                applies_text=col.applies_text or f"models that report it ({families})",
+            )
+        )
+    return dataclasses.replace(spec, columns=tuple(out))

@@ -304,7 +304,8 @@ def check_regulariser(
         return  # other regularisers have no generic check
     away_from_prior(model, x, target_nats)
     with torch.no_grad():
-        mean, logvar = model.encode(x)
+        enc = model.encode(x)
+        mean, logvar = enc.mean, enc.logvar
         if logvar is None:
             raise AssertionError(f"{spec.name}: a 'kl' model's encode() must return logvar")
         analytic = model.loss_terms(x)["reg"]

@@ -1,7 +1,9 @@
 """The one training loop, for every model family.
 
-The loop owns the optimiser (Adam), the epochs, batching and validation; the
-model owns its loss (``loss_terms``). Batches have a fixed shape: the ragged
+The loop owns the epochs, batching, validation and the choice of the best
+epoch; the model owns its optimisers (``configure_optimizers``, default one
+Adam) and its step (``training_step``, default one step on ``objective``), see
+:mod:`aebench.models.base`. Batches have a fixed shape: the ragged
 last batch of each epoch is dropped (its images land in other epochs' batches,
 since the order is reshuffled), because on CPU every new input shape makes
 oneDNN plan again, which costs more than the few images are worth.
@@ -12,19 +14,18 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from aebench.datasets.base import ImageSet
-from aebench.metrics._util import loss_metrics
+from aebench.metrics._util import eval_mode, loss_metrics, seeded
 from aebench.metrics.image import average, image_metrics_per_image
-from aebench.models.base import AutoEncoder
+from aebench.models.base import AutoEncoder, StepInfo, default_step, overrides
 from aebench.progress import EpochEnded, EpochStarted, OnEvent, StepsDone, ignore
 
-TERMS = ("total", "recon", "reg")
 CHECK_EVERY = 10  # steps between loss read-backs (progress, divergence check)
 BINARIZE_SEED = 104729  # offsets the run seed for the dynamic-binarisation stream
 
@@ -35,18 +36,25 @@ class DivergedError(RuntimeError):
 
 def train_step(
     model: AutoEncoder,
-    optimizer: torch.optim.Optimizer,
+    optimizers: torch.optim.Optimizer | Sequence[torch.optim.Optimizer],
     x: torch.Tensor,
-    loss_terms: Callable[[torch.Tensor], dict[str, torch.Tensor]] | None = None,
+    step: StepInfo | None = None,
+    objective: Callable[..., Any] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """One optimisation step on batch ``x``; returns the per-image loss terms (detached).
+    """One optimisation step on batch ``x``: the model's ``training_step``; returns the
+    detached scalars it logs (``"total"`` first).
 
-    ``loss_terms`` replaces ``model.loss_terms`` (a compiled version of it)."""
-    optimizer.zero_grad(set_to_none=True)
-    terms = (loss_terms or model.loss_terms)(x)
-    terms["total"].mean().backward()
-    optimizer.step()
-    return {k: v.detach() for k, v in terms.items()}
+    ``objective`` replaces ``model.objective`` (a compiled version of it) in the
+    default step; a model with its own ``training_step`` ignores it."""
+    opts = [optimizers] if isinstance(optimizers, torch.optim.Optimizer) else list(optimizers)
+    step = step or StepInfo(0, 1, 1, 1, int(x.shape[0]))
+    if objective is None or overrides(model, "training_step"):
+        logs = model.training_step(x, step, opts)
+    else:
+        logs = default_step(objective, x, step, opts[0])
+    if "total" not in logs:
+        raise TypeError(f"{type(model).__name__}.training_step() must log a 'total'")
+    return logs
 
 
 @dataclass
@@ -63,11 +71,11 @@ class TrainSettings:
 
 
 def compiled_loss(model: AutoEncoder, device: torch.device) -> Callable[..., Any]:
-    """``model.loss_terms`` through ``torch.compile``: fused kernels, and on CUDA the
+    """``model.objective`` through ``torch.compile``: fused kernels, and on CUDA the
     fixed-shape step captured as CUDA graphs (``mode="reduce-overhead"``). Batches
     have one shape (the ragged last batch is dropped), so it compiles once."""
     mode = "reduce-overhead" if device.type == "cuda" else "default"
-    return torch.compile(model.loss_terms, mode=mode, dynamic=False, fullgraph=False)
+    return torch.compile(model.objective, mode=mode, dynamic=False, fullgraph=False)
 
 
 @dataclass
@@ -75,6 +83,22 @@ class TrainResult:
     history: list[dict[str, float]]
     best_epoch: int
     seconds: float
+
+
+@torch.no_grad()
+def objective_value(
+    model: AutoEncoder, data: ImageSet, *, device: torch.device, batch_size: int, seed: int
+) -> float:
+    """The model's batch-level ``objective`` (final form: ``step=None``) over ``data``
+    in batches of ``batch_size``, in eval mode under a seeded RNG, weighted by
+    batch size (the ragged last batch counts for its images)."""
+    total, n = 0.0, len(data)
+    with eval_mode(model), seeded(seed, device):
+        for i in range(0, n, batch_size):
+            x = data.batch(slice(i, i + batch_size), device)
+            loss, _ = model.objective(x, None)
+            total += float(loss.double()) * x.shape[0]
+    return total / n
 
 
 def _image_metrics(model: AutoEncoder, x: torch.Tensor, prefix: str) -> dict[str, float]:
@@ -101,7 +125,7 @@ def fit(
     device = settings.device
     emit = on_event or ignore
     model.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    optimizers = list(model.configure_optimizers(settings.lr))
     n = len(train)
     batch_size = min(settings.batch_size, n)
     steps = n // batch_size
@@ -120,18 +144,27 @@ def fit(
     history: list[dict[str, float]] = []
     best_total, best_epoch, best_state = math.inf, 0, None
     started = time.perf_counter()
+    done = 0
     for epoch in range(1, settings.epochs + 1):
         t0 = time.perf_counter()
         model.train()
         emit(EpochStarted(epoch, settings.epochs, steps))
         perm = torch.randperm(n, generator=generator).to(images.device)
-        sums = torch.zeros(len(TERMS), device=device)
+        keys: list[str] = []
+        sums = torch.zeros(0, device=device)
         for s in range(steps):
             x = images[perm[s * batch_size : (s + 1) * batch_size]].float().div_(255.0)
             if settings.binarize:
                 x = torch.bernoulli(x, generator=bits)
-            terms = train_step(model, optimizer, x, loss_terms)
-            batch = torch.stack([terms[k].mean() for k in TERMS])
+            if done == 0:
+                model.on_train_start(n, x)
+            info = StepInfo(done, epoch, steps, settings.epochs, n)
+            logs = train_step(model, optimizers, x, info, loss_terms)
+            done += 1
+            if not keys:
+                keys = list(logs)
+                sums = torch.zeros(len(keys), device=device)
+            batch = torch.stack([logs[k].float().mean() for k in keys])
             sums += batch
             # Reading the loss back syncs an accelerator with the host: do it only
             # every few steps (a NaN stays NaN, so divergence is still caught).
@@ -141,13 +174,17 @@ def fit(
                     raise DivergedError(f"loss became {loss} at epoch {epoch}, step {s + 1}")
                 emit(StepsDone(loss, advance=(s % CHECK_EVERY) + 1))
         row: dict[str, float] = {"epoch": epoch}
-        row.update({f"train_{k}": float(v) / steps for k, v in zip(TERMS, sums, strict=True)})
+        row.update({f"train_{k}": float(v) / steps for k, v in zip(keys, sums, strict=True)})
         # Validation under its own seeded RNG, so it neither perturbs nor depends on
         # the training stream; same batch size as training (shapes already planned).
         val_terms = loss_metrics(
             model, val, device=device, batch_size=batch_size, seed=settings.seed
         )
-        val_terms.pop("bpd")
+        val_terms.pop("bpd", None)
+        if "total" not in val_terms:  # a batch-level objective: its value on val batches
+            val_terms["total"] = objective_value(
+                model, val, device=device, batch_size=batch_size, seed=settings.seed
+            )
         if not math.isfinite(val_terms["total"]):
             raise DivergedError(f"validation loss became {val_terms['total']} at epoch {epoch}")
         row.update({f"val_{k}": v for k, v in val_terms.items()})

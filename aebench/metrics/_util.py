@@ -92,8 +92,10 @@ def loss_metrics(
     batch_size: int = 500,
     seed: int = 0,
 ) -> dict[str, float]:
-    """Mean per-image ``total``, ``recon``, ``reg`` (nats) and ``bpd`` over ``data``."""
-    sums = {"total": 0.0, "recon": 0.0, "reg": 0.0}
+    """Mean of each per-image term of ``model.loss_terms`` (nats) over ``data``, and
+    ``bpd`` (bits/dim of the sum of the terms the model names as its ``bound``)
+    when it has one. The terms are per image, so the batch size changes nothing."""
+    sums: dict[str, float] = {}
     n = len(data)
     if n == 0:
         raise ValueError("loss_metrics needs a non-empty dataset")
@@ -101,10 +103,50 @@ def loss_metrics(
         for i in range(0, n, batch_size):
             x = data.batch(slice(i, i + batch_size), device)
             terms = model.loss_terms(x)
-            for k in sums:
-                sums[k] += float(terms[k].double().sum())
+            if "recon" not in terms:
+                raise TypeError(f"{type(model).__name__}.loss_terms() must return 'recon'")
+            for k, v in terms.items():
+                if v.shape != (x.shape[0],):
+                    raise TypeError(
+                        f"{type(model).__name__}.loss_terms()[{k!r}] must have one value per "
+                        f"image, shape ({x.shape[0]},), got {tuple(v.shape)}"
+                    )
+                sums[k] = sums.get(k, 0.0) + float(v.double().sum())
     out = {k: v / n for k, v in sums.items()}
-    dims = math.prod(data.shape)
-    nats = out["recon"] + out["reg"] if model.regulariser == "kl" else out["recon"]
-    out["bpd"] = bits_per_dim(nats, dims)
+    if model.bound:
+        missing = [k for k in model.bound if k not in out]
+        if missing:
+            raise TypeError(
+                f"{type(model).__name__}.bound names {', '.join(missing)}, "
+                "which loss_terms() does not return"
+            )
+        nats = out[model.bound[0]]
+        for k in model.bound[1:]:
+            nats += out[k]
+        out["bpd"] = bits_per_dim(nats, math.prod(data.shape))
     return out
+
+
+@torch.no_grad()
+def batch_term_metrics(
+    model: AutoEncoder,
+    data: ImageSet,
+    *,
+    device: torch.device | str = "cpu",
+    batch_size: int = 500,
+    seed: int = 0,
+) -> tuple[dict[str, float], int]:
+    """(mean of each ``model.batch_terms`` value over the full batches of ``data``,
+    the batch size used). Only full batches count, so every value is measured at
+    one batch size: ``min(batch_size, len(data))``."""
+    n = len(data)
+    size = min(batch_size, n)
+    sums: dict[str, float] = {}
+    batches = 0
+    with eval_mode(model), seeded(seed, device):
+        for i in range(0, n - size + 1, size):
+            values = model.batch_terms(data.batch(slice(i, i + size), device))
+            for k, v in values.items():
+                sums[k] = sums.get(k, 0.0) + float(v.double())
+            batches += 1
+    return {k: v / batches for k, v in sums.items()}, size

@@ -66,6 +66,8 @@ class AE(AutoEncoder):
 
     family: ClassVar[str] = "ae"
     regulariser: ClassVar[str] = "none"
+    objective_name: ClassVar[str] = "reconstruction"
+    latent_kind: ClassVar[str] = "deterministic"  # no likelihood bound: bits/dim is n/a
     has_prior: ClassVar[bool] = False  # it samples from a density fitted after training
 
     prior_weights: torch.Tensor

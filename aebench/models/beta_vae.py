@@ -35,6 +35,7 @@ class BetaVAE(VAE):
     """A :class:`VAE` whose KL weight comes from ``BetaVAEConfig.beta``; no new logic."""
 
     family: ClassVar[str] = "beta-vae"
+    objective_name: ClassVar[str] = "β-ELBO"  # the bound stays the unweighted ELBO
 
 
 @hookimpl

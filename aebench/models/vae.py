@@ -53,6 +53,9 @@ class VAE(AutoEncoder):
 
     family: ClassVar[str] = "vae"
     regulariser: ClassVar[str] = "kl"
+    objective_name: ClassVar[str] = "ELBO"
+    bound: ClassVar[tuple[str, ...]] = ("recon", "reg")  # -ELBO = recon + KL
+    latent_kind: ClassVar[str] = "gaussian"
 
     def __init__(
         self, config: ModelConfig, input_shape: tuple[int, int, int], arch: str = "mlp"
@@ -74,7 +77,8 @@ class VAE(AutoEncoder):
 
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and log-variance of the diagonal Gaussian q(z|x) that ``encode`` returns."""
-        mean, logvar = self.encode(x)
+        enc = self.encode(x)
+        mean, logvar = enc.mean, enc.logvar
         if logvar is None:
             raise TypeError(f"{type(self).__name__}.encode() must return a log-variance")
         return mean, logvar

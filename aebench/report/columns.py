@@ -129,10 +129,12 @@ def facet(name: str, metric: str, record: RunRecord) -> str:
     """One facet of a run that decides what its ``metric`` value can be compared with.
 
     ``likelihood``: the decoder likelihood (with its variance when Gaussian);
-    ``objective``: the regulariser the model trained with, and the options its
-    model spec names as changing the objective (``ModelSpec.objective_options``:
-    β for the β-VAE); ``sampler``: what the metric's samples were decoded from (the prior or
-    the ex-post mixture, as stored: ``fid_sampler`` / ``fid_expost_sampler``).
+    ``objective``: the objective the model declares it trains (stored as
+    ``objective``; runs stored before it was declared give their regulariser),
+    and the options its model spec names as changing the objective
+    (``ModelSpec.objective_options``: β for the β-VAE); ``sampler``: what the
+    metric's samples were decoded from (the prior or the ex-post mixture, as
+    stored: ``fid_sampler`` / ``fid_expost_sampler``).
     """
     config, metrics = record.config or {}, record.metrics or {}
     options = {**(config.get("model_config") or {}), **(config.get("resolved_model_config") or {})}
@@ -142,7 +144,7 @@ def facet(name: str, metric: str, record: RunRecord) -> str:
             likelihood += f" (var {options['gaussian_var']})"
         return likelihood
     if name == "objective":
-        objective = str(metrics.get("regulariser") or "?")
+        objective = str(metrics.get("objective") or metrics.get("regulariser") or "?")
         if objective not in ("none", "?"):
             for option, label in objective_options(str(config.get("model", ""))):
                 if option in options:

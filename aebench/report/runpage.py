@@ -61,7 +61,16 @@ NOT_SETTINGS = frozenset(
 )
 """config.json keys shown elsewhere on the page (or not at all)."""
 SHOWN_METRIC_VALUES = frozenset(
-    {"not_applicable", "per_class", "versions", "regulariser", "sampler", "device"}
+    {
+        "not_applicable",
+        "per_class",
+        "versions",
+        "regulariser",
+        "objective",
+        "latent_kind",
+        "sampler",
+        "device",
+    }
 )
 """metrics.json values the page shows in their own place."""
 
@@ -103,7 +112,9 @@ def settings_sections(record: RunRecord) -> list[dict[str, Any]]:
     training += [(k, v) for k, v in config.items() if k not in known]
     metric_options = config.get("metric_options")
     evaluation = [
+        ("Objective", metrics.get("objective")),
         ("Regulariser", metrics.get("regulariser")),
+        ("Latent", metrics.get("latent_kind")),
         ("Samples decoded from", metrics.get("sampler")),
         ("Device", metrics.get("device")),
         ("Train time", fmt_seconds(number(metrics.get("train_seconds")))),
