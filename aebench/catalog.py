@@ -8,7 +8,7 @@
     train = aebench.get_dataset("folder:~/imgs", "train", size=32)
     aebench.list_metrics()
 
-Models, datasets and metrics come from the plugin manager (:mod:`aebench.plugins`);
+Models, datasets, metrics and samplers come from the plugin manager (:mod:`aebench.plugins`);
 this module looks them up by name, builds models (:func:`create_model`), loads
 datasets (:func:`get_dataset`, options validated here, once), reloads stored
 models (:func:`load_model`), fetches dataset files (:func:`fetch_dataset`) and
@@ -32,7 +32,14 @@ from aebench.models.base import AutoEncoder
 from aebench.options import unknown_name_error
 from aebench.plugins import get_plugins
 from aebench.profiles import PROFILES
-from aebench.specs import DatasetSpec, MetricColumn, MetricOption, MetricSpec, ModelSpec
+from aebench.specs import (
+    DatasetSpec,
+    MetricColumn,
+    MetricOption,
+    MetricSpec,
+    ModelSpec,
+    SamplerSpec,
+)
 from aebench.store import RunFormatError, RunRecord, RunStore
 
 
@@ -219,6 +226,13 @@ def fetch_dataset(
         raise DataError(f"fetching {spec.name!r} did not produce {', '.join(missing)} in {root}")
     say(f"dataset {spec.name!r} is ready in {root}")
     return root
+
+
+# -- samplers --------------------------------------------------------------------
+def sampler_specs() -> list[SamplerSpec]:
+    """Registered samplers (built-in and plugins), in registration order: the order
+    their sample-metric values are computed in."""
+    return list(get_plugins().samplers)
 
 
 # -- metrics ---------------------------------------------------------------------

@@ -56,11 +56,25 @@ def register_metrics(register: Callable[..., None]) -> None:
     """
 
 
+@hookspec
+def register_samplers(register: Callable[..., None]) -> None:
+    """Register samplers: where the latents of a model's generated samples come from.
+
+    Call ``register(spec)`` with an :class:`aebench.specs.SamplerSpec`: a name, a
+    ``fit(context)`` that runs once per evaluation after the model has trained and
+    returns ``draw(n, generator) -> latents`` (decoded by ``model.decode``; None:
+    the model's own ``sample``), ``applies(model)`` (by latent kind, prior) and
+    the ``suffix`` of its metric keys (``fid_<name>``, ``kid_<name>``, ...). Every
+    sample metric is computed once per sampler that applies to a run.
+    """
+
+
 def registering(hook: str, *specs: Any) -> Callable[[Callable[[Any], None]], None]:
     """An implementation of ``hook`` (``"register_metrics"``, ``"register_datasets"``,
-    ``"register_models"``) that registers ``specs``: a plugin module that only
-    registers specs ends with ``register_metrics = registering("register_metrics", METRIC)``
-    (the metric and dataset contracts wrap it as ``hook(...)``)."""
+    ``"register_models"``, ``"register_samplers"``) that registers ``specs``: a plugin
+    module that only registers specs ends with
+    ``register_metrics = registering("register_metrics", METRIC)`` (the metric, dataset
+    and sampler contracts wrap it as ``hook(...)``)."""
 
     @hookimpl(specname=hook)
     def register_specs(register: Callable[[Any], None]) -> None:

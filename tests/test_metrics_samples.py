@@ -19,9 +19,13 @@ from aebench.metrics._util import encode_all, fixed_indices
 from aebench.metrics.context import generate_samples
 from aebench.metrics.evaluate import evaluate, make_context
 from aebench.models.base import AutoEncoder, Encoding, ModelConfig
+from aebench.samplers import expost, prior
 
 SPECS = [fid.METRIC, sm.METRIC]
 SAMPLE_KEYS = ("fid", *sm.BASE_KEYS, *sm.NOVELTY_KEYS)
+PRIOR_AND_EXPOST = (prior.SAMPLER, expost.SAMPLER)
+"""The samplers these tests evaluate with, unless they say otherwise: the others fit a
+network each (tests/test_samplers.py tests them)."""
 
 
 class Replay(AutoEncoder):
@@ -57,9 +61,19 @@ def features(fid_cache, digits):
         return ext(digits[0].images)[0], ext(digits[1].images)[0]
 
 
-def _evaluate(model, train, test, **options):
+def _evaluate(model, train, test, samplers=PRIOR_AND_EXPOST, **options):
     options = {"fid_samples": 300, "kid_subsets": 10, "probe_samples": 0, **options}
-    return evaluate(make_context(model, train, test, **options), SPECS)
+    return evaluate(make_context(model, train, test, sampler_specs=samplers, **options), SPECS)
+
+
+def _unused_sampler_keys(samplers=PRIOR_AND_EXPOST) -> list[str]:
+    """The column keys of the built-in samplers not among ``samplers`` (n/a)."""
+    used = {s.name for s in samplers}
+    return sorted(
+        c.key
+        for c in (*fid.METRIC.columns, *sm.METRIC.columns)
+        if c.key.endswith(tuple(s.key_suffix for s in fid.SAMPLERS if s.name not in used))
+    )
 
 
 def _noisy(images: torch.Tensor, levels: int, seed: int = 0) -> torch.Tensor:
@@ -234,16 +248,20 @@ def test_novelty_reference_and_cache(offline, digits, features):
 
 
 # -- the sampler axis -------------------------------------------------------------------
-def test_vae_gets_prior_and_expost_values(offline, digits):
+def test_vae_gets_values_for_each_of_its_samplers(offline, digits):
     train, test = digits
     torch.manual_seed(0)
     vae = aebench.create_model("vae-mlp", (1, 8, 8), latent_dim=4)
-    out = _evaluate(vae, train, test, seed=3)
+    out = _evaluate(vae, train, test, samplers=None, seed=3)  # every registered sampler
     for key in SAMPLE_KEYS:
-        assert out[key] is not None and out[f"{key}_expost"] is not None, key
-    assert out["fid"] != out["fid_expost"] and out["kid"] != out["kid_expost"]
+        for sfx in ("", "_expost", "_twostage"):
+            assert out[key + sfx] is not None, key + sfx
+        assert out[f"{key}_codes"] is None, key  # discrete latents only
+    assert len({out["fid"], out["fid_expost"], out["fid_twostage"]}) == 3
+    assert out["kid"] != out["kid_expost"]
     assert out["fid_sampler"] == "N(0, I)" and "GaussianMixture" in out["fid_expost_sampler"]
-    assert out["not_applicable"] == []
+    assert "two-stage VAE" in out["fid_twostage_sampler"] and out["fid_codes_sampler"] is None
+    assert sorted(out["not_applicable"]) == [k for k in _unused_sampler_keys() if "_codes" in k]
     samples = generate_samples(vae, 300, seed=3)
     ref = fid.compute_fid(samples, test, "classifier", train_set=train)
     assert out["fid"] == ref.value and out["fid_extractor"] == ref.extractor
@@ -258,6 +276,7 @@ def test_ae_gets_only_expost_values_equal_to_its_own_samples(offline, digits):
     for key in SAMPLE_KEYS:
         assert out[key] is None and key in out["not_applicable"], key
         assert out[f"{key}_expost"] is not None, key
+        assert out[f"{key}_twostage"] is None and out[f"{key}_codes"] is None, key
     assert out["fid_sampler"] is None and out["fid_expost_sampler"] == ae.prior_description
     own = generate_samples(ae, 300, seed=5)
     assert out["fid_expost"] == fid.compute_fid(own, test, "classifier", train_set=train).value
@@ -268,19 +287,26 @@ def test_switches_and_budgets(offline, digits):
     model = Replay(train.images[:300])
     off = _evaluate(model, train, test, sample_metrics=False)
     assert off["fid"] is not None and off["fid_expost"] is not None
-    assert all(off[k] is None for k in sm._keys()) and off["not_applicable"] == []
+    unused = _unused_sampler_keys()  # the samplers it is not evaluated with
+    assert all(off[k] is None for k in sm._keys()) and sorted(off["not_applicable"]) == unused
     none = _evaluate(model, train, test, fid_samples=0)
     assert all(none[k] is None for k in (*sm._keys(), "fid", "fid_expost", "fid_extractor"))
-    assert none["not_applicable"] == []  # skipped by the budget, not inapplicable
+    assert sorted(none["not_applicable"]) == unused  # skipped by the budget, not inapplicable
 
 
 def test_columns_name_their_sampler():
     columns = {c.key: c for c in sm.METRIC.columns + fid.METRIC.columns}
     for key in SAMPLE_KEYS:
         plain, expost = columns[key], columns[f"{key}_expost"]
+        twostage, codes = columns[f"{key}_twostage"], columns[f"{key}_codes"]
         assert expost.label == f"{plain.label} (ex-post GMM)"
+        assert twostage.label == f"{plain.label} (two-stage VAE)"
+        assert codes.label == f"{plain.label} (code prior)"
         assert "prior" in plain.definition and "GaussianMixture" in expost.definition
-        assert plain.applies_text and plain.applies_to is not None and expost.applies_to is None
-        assert plain.split_by[:2] == expost.split_by[:2] == ("fid_extractor", "fid_samples")
+        assert "Dai & Wipf" in twostage.definition and "codes" in codes.definition
+        for col in (plain, expost, twostage, codes):
+            assert col.applies_text and col.applies_to is not None, col.key
+            assert col.split_by[:2] == ("fid_extractor", "fid_samples"), col.key
+    assert "discrete" in columns["fid_codes"].applies_text
     assert columns["memorised"].integer and columns["novelty"].direction is None
     assert np.isclose(sm.NOVELTY_THRESHOLD, 0.5)

@@ -21,20 +21,19 @@ import torch
 from aebench.hookspecs import registering
 from aebench.images import to_uint8
 from aebench.metrics._util import encode_all, eval_mode
-from aebench.models.density import fit_gmm, sample_gmm
+from aebench.progress import Stage
+from aebench.samplers.base import LatentDraw, select
 
 if TYPE_CHECKING:
     from aebench.datasets.base import ImageSet
     from aebench.models.base import AutoEncoder
-    from aebench.specs import MetricSpec
+    from aebench.specs import MetricSpec, SamplerSpec
 
 NOT_APPLICABLE = "not_applicable"
 """metrics.json key listing the columns that do not apply to the run."""
 EXPOST_FIT_IMAGES = 10000
 """Training images whose latent means fit ex-post densities (the evaluation's
-``expost`` sampler and, in :mod:`aebench.execute`, a model's own fitted prior)."""
-EXPOST_COMPONENTS = 10
-"""Components of the ex-post Gaussian mixture (the AE's default prior)."""
+samplers and, in :mod:`aebench.execute`, a model's own fitted prior)."""
 
 
 @dataclass(frozen=True)
@@ -64,7 +63,11 @@ class EvalContext:
     a dataset shares one extractor); ``options``: every metric budget, resolved
     (:func:`aebench.catalog.resolve_metric_options`); ``cache``: shared by the metrics of one
     evaluation (for instance the generated samples, drawn once); ``on_event``:
-    where :func:`evaluate` reports which metric it is computing.
+    where :func:`evaluate` reports which metric it is computing;
+    ``sampler_specs``: the registered samplers (:class:`~aebench.specs.SamplerSpec`),
+    which :func:`~aebench.metrics.evaluate.evaluate` and
+    :func:`~aebench.metrics.evaluate.make_context` fill in (this module knows no
+    registry); :meth:`samplers` says which of them apply to the model.
     """
 
     model: AutoEncoder
@@ -78,6 +81,7 @@ class EvalContext:
     batch_size: int = 500
     cache: dict[str, Any] = field(default_factory=dict)
     on_event: Callable[[Any], None] | None = None
+    sampler_specs: tuple[SamplerSpec, ...] | None = None
 
     def __post_init__(self) -> None:
         self.device = torch.device(self.device)
@@ -109,49 +113,62 @@ class EvalContext:
         return self.encodings(split)[0]
 
     def samplers(self) -> tuple[str, ...]:
-        """The samplers this model is evaluated with: ``"prior"`` (what it was trained
-        to sample from) where it has one, and ``"expost"`` (a density fitted on its
-        training latents) for every model."""
-        return ("prior", "expost") if self.model.has_prior else ("expost",)
+        """Names of the samplers this model is evaluated with: the registered ones that
+        apply to it (``prior`` where it has one, ``expost`` and ``twostage`` for
+        continuous latents, ``codes`` for discrete ones), limited to
+        ``model.samplers`` when it names some (:func:`aebench.samplers.base.select`)."""
+        return tuple(s.name for s in self._applicable())
+
+    def _applicable(self) -> tuple[SamplerSpec, ...]:
+        if self.sampler_specs is None:
+            raise ValueError(
+                "this EvalContext has no sampler_specs: build it with "
+                "aebench.metrics.evaluate.make_context, or run it through evaluate()"
+            )
+        return select(self.sampler_specs, self.model)
+
+    def sampler(self, name: str) -> SamplerSpec:
+        """The spec of sampler ``name``; a ValueError when it does not apply here."""
+        for spec in self._applicable():
+            if spec.name == name:
+                return spec
+        known = {s.name for s in self.sampler_specs or ()}
+        what = "does not apply to" if name in known else "is not a registered sampler for"
+        raise ValueError(
+            f"sampler {name!r} {what} {type(self.model).__name__} "
+            f"(its samplers: {', '.join(self.samplers()) or 'none'})"
+        )
 
     def sampler_description(self, sampler: str) -> str:
-        if sampler == "prior" or (sampler == "expost" and not self.model.has_prior):
-            return self.model.prior_description
-        return f"GaussianMixture({EXPOST_COMPONENTS}, full) fitted on training latent means"
+        """What ``sampler``'s samples of this model are drawn from (stored beside each
+        value as ``fid<suffix>_sampler``)."""
+        return self.sampler(sampler).description_for(self.model)
+
+    def sampler_draw(self, sampler: str) -> LatentDraw | None:
+        """``sampler`` fitted on this model (once per evaluation): its latent draw
+        function, or None where it is the model's own ``sample``."""
+        key = f"sampler:{sampler}"
+        if key not in self.cache:
+            spec = self.sampler(sampler)
+            if self.on_event is not None:
+                self.on_event(Stage(f"fitting the {spec.label} sampler"))
+            self.cache[key] = spec.fit(self)
+        return self.cache[key]
 
     def samples(self, n: int, sampler: str = "model") -> torch.Tensor:
         """``n`` uint8 samples, seeded with ``seed``, drawn once per evaluation and sampler.
 
-        ``"model"``: ``model.sample``; ``"prior"``: the same, for a model with a prior;
-        ``"expost"``: decoded draws of a Gaussian mixture fitted on the training latent
-        means (for a model without a prior, that is what ``model.sample`` does).
+        ``"model"``: ``model.sample``; otherwise one of :meth:`samplers`: the latents
+        its fitted draw function gives, decoded (those of a sampler that is the
+        model's own ``sample``, such as ``prior``, are ``model.sample``'s, drawn once).
         """
-        if sampler not in ("model", "prior", "expost"):
-            raise ValueError(f"unknown sampler {sampler!r}")
-        if sampler == "prior" and not self.model.has_prior:
-            raise ValueError(f"{type(self.model).__name__} has no prior to sample from")
-        own = sampler == "model" or sampler == "prior" or not self.model.has_prior
-        key = "samples:model" if own else "samples:expost"
+        draw = None if sampler == "model" else self.sampler_draw(sampler)
+        key = "samples:model" if draw is None else f"samples:{sampler}"
         cached = self.cache.get(key)
         if cached is None or len(cached) < n:
-            if own:
-                cached = generate_samples(self.model, n, seed=self.seed)
-            else:
-                cached = generate_samples(self.model, n, seed=self.seed, latents=self._expost())
+            cached = generate_samples(self.model, n, seed=self.seed, latents=draw)
             self.cache[key] = cached
         return cached[:n]
-
-    def _expost(self) -> Callable[[int, torch.Generator], torch.Tensor]:
-        if "expost" not in self.cache:
-            weights, means, chol = fit_gmm(self.latents("train"), EXPOST_COMPONENTS)
-            dev, dtype = self.model.device, torch.float32
-            self.cache["expost"] = (
-                weights.to(dev, dtype),
-                means.to(dev, dtype),
-                chol.to(dev, dtype),
-            )
-        weights, means, chol = self.cache["expost"]
-        return lambda n, generator: sample_gmm(weights, means, chol, n, generator)
 
 
 def hook(*specs: MetricSpec) -> Callable[[Callable[[MetricSpec], None]], None]:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from aebench.catalog import metric_specs, option_specs, resolve_metric_options
+from aebench.catalog import metric_specs, option_specs, resolve_metric_options, sampler_specs
 from aebench.metrics.context import NOT_APPLICABLE, EvalContext
 from aebench.progress import Stage
 
@@ -37,10 +37,13 @@ def make_context(
 ) -> EvalContext:
     """A context whose metric options are ``profile``'s defaults, overridden by
     any metric option among ``kwargs`` (``fid_samples=0``, ``nll_k=16``); the
-    other ``kwargs`` are fields (``device``, ``seed``, ``reference_train``)."""
+    other ``kwargs`` are fields (``device``, ``seed``, ``reference_train``;
+    ``sampler_specs``, default every registered sampler)."""
     names = set(EvalContext.__dataclass_fields__)
     given = {k: v for k, v in kwargs.items() if k not in names}
     fields_ = {k: v for k, v in kwargs.items() if k in names}
+    if fields_.get("sampler_specs") is None:
+        fields_["sampler_specs"] = tuple(sampler_specs())
     return EvalContext(
         model, train, test, options=resolve_metric_options(profile, given), **fields_
     )
@@ -67,9 +70,12 @@ def evaluate(ctx: EvalContext, metrics: Iterable[MetricSpec] | None = None) -> d
     ``"<name>_error"``; one with ``on_error="fail"`` fails the evaluation. A key
     that another metric already wrote is stored as ``"<name>.<key>"`` (no
     silent overwrite). Adds ``eval_timings`` (seconds per metric) and
-    ``eval_seconds``. Deterministic given ``ctx.seed``.
+    ``eval_seconds``. Deterministic given ``ctx.seed``. A context without
+    ``sampler_specs`` gets every registered sampler.
     """
     specs = metric_specs() if metrics is None else list(metrics)
+    if ctx.sampler_specs is None:
+        ctx.sampler_specs = tuple(sampler_specs())
     _check_budgets(ctx, specs)
     out: dict[str, Any] = {}
     not_applicable: list[str] = []

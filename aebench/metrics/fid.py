@@ -31,12 +31,19 @@ Reference statistics of the test split are cached by torch-fidelity
 (``input2_cache_name`` = dataset, split and a hash of the images; cache root
 ``cache_dir()/"fid"/"stats"``), so a run only pays for its own samples.
 
-The sampler is an axis: the metric draws ``fid_samples`` samples from each of
-``ctx.samplers()`` and stores the prior sampler's FID as ``fid`` and the
-ex-post Gaussian mixture's as ``fid_expost`` (a plain AE has no prior: its
-``fid`` is not applicable and its own sampler is the ex-post one). Each
-sampler's samples go through the extractor once (:class:`EvalFeatures`); the
-other sample metrics (:mod:`aebench.metrics.samples`) read the same features.
+The sampler is an axis (:mod:`aebench.samplers`): the metric draws
+``fid_samples`` samples from each of ``ctx.samplers()`` and stores each one's
+FID under its suffix: ``fid`` for the prior, ``fid_expost`` for the ex-post
+Gaussian mixture, ``fid_twostage`` for the two-stage VAE, ``fid_codes`` for the
+code prior of discrete models. A column is "not applicable" to a run its
+sampler does not apply to (a plain AE has no prior: its ``fid`` is n/a and its
+own sampler is the ex-post one). The declared columns are those of the built-in
+samplers (:data:`SAMPLERS`); a sampler a plugin registers gets its values
+stored under its own suffix too (``fid<suffix>``, ``fid<suffix>_sampler``, and
+the twins of :mod:`aebench.metrics.samples`), in metrics.json and results.csv,
+and on the leaderboard as undeclared columns (labelled with their key, never
+ranked). Each sampler's samples go through the extractor once
+(:class:`EvalFeatures`); the other sample metrics read the same features.
 """
 
 from __future__ import annotations
@@ -57,7 +64,9 @@ from aebench.errors import ConfigError
 from aebench.images import to_uint8
 from aebench.metrics.context import MetricSetup, hook
 from aebench.progress import Message, Stage
-from aebench.specs import MetricColumn, MetricOption, MetricSpec
+from aebench.samplers import codes, expost, prior, twostage
+from aebench.samplers.base import uses
+from aebench.specs import MetricColumn, MetricOption, MetricSpec, SamplerSpec
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -699,13 +708,18 @@ def eval_features(ctx: EvalContext) -> EvalFeatures:
 
 
 # -- the metric ---------------------------------------------------------------------
-EXPOST = "_expost"
+SAMPLERS: tuple[SamplerSpec, ...] = (prior.SAMPLER, expost.SAMPLER, twostage.SAMPLER, codes.SAMPLER)
+"""The built-in samplers: each has its declared sample-metric columns (``fid``,
+``fid_expost``, ``fid_twostage``, ``fid_codes`` and their twins in
+:mod:`aebench.metrics.samples`). A plugin's sampler gets its values stored under
+its suffix, without declared columns."""
+EXPOST = expost.SAMPLER.key_suffix
 """Suffix of the keys of values computed on the ex-post sampler's samples."""
 
 
-def sampler_suffix(sampler: str) -> str:
-    """``""`` for the prior sampler (the plain keys), :data:`EXPOST` for ``"expost"``."""
-    return "" if sampler == "prior" else EXPOST
+def sampler_suffix(ctx: EvalContext, sampler: str) -> str:
+    """The suffix of ``sampler``'s keys: ``""`` for the prior, ``"_expost"``, ..."""
+    return ctx.sampler(sampler).key_suffix
 
 
 def has_prior(ctx: EvalContext) -> bool:
@@ -713,11 +727,32 @@ def has_prior(ctx: EvalContext) -> bool:
     return "prior" in ctx.samplers()
 
 
+def column_label(label: str, sampler: SamplerSpec) -> str:
+    """``label`` for ``sampler``'s column: ``FID``; ``FID (ex-post GMM)``."""
+    return label if not sampler.key_suffix else f"{label} ({sampler.label})"
+
+
+def sampler_column(
+    key: str, label: str, direction: str | None, definition: str, sampler: SamplerSpec, **kw: Any
+) -> MetricColumn:
+    """``sampler``'s twin of a sample-metric column: key ``<key><suffix>``, its label
+    naming the sampler, ``definition`` with ``{samples}`` replaced by the sampler's
+    description, "not applicable" to runs that are not evaluated with it."""
+    return MetricColumn(
+        key + sampler.key_suffix,
+        column_label(label, sampler),
+        "",
+        direction,
+        definition.format(samples=sampler.description),
+        applies_to=uses(sampler.name),
+        applies_text=sampler.applies_text,
+        **kw,
+    )
+
+
 FID_KEYS = (
-    "fid",
-    "fid_expost",
-    "fid_sampler",
-    "fid_expost_sampler",
+    *(f"fid{s.key_suffix}" for s in SAMPLERS),
+    *(f"fid{s.key_suffix}_sampler" for s in SAMPLERS),
     "fid_extractor",
     "fid_extractor_detail",
     "fid_samples",
@@ -726,14 +761,16 @@ FID_KEYS = (
     "fid_feature_layer",
     "fid_prior",
 )
+"""The keys the metric stores: its columns (one per built-in sampler), then its details."""
 
 
 def compute(ctx: EvalContext) -> dict[str, Any]:
     """FID of ``fid_samples`` samples of each sampler vs the test split (None when 0).
 
-    ``fid`` (and ``fid_sampler``, its sampler's description) for the prior
-    sampler, ``fid_expost`` and ``fid_expost_sampler`` for the ex-post one;
-    ``fid_prior`` is ``model.prior_description`` (how ``model.sample`` draws).
+    ``fid<suffix>`` and ``fid<suffix>_sampler`` (what the sampler drew from, for
+    this model) for each of ``ctx.samplers()``: ``fid`` and ``fid_sampler`` for
+    the prior, ``fid_expost`` and ``fid_expost_sampler`` for the ex-post mixture,
+    ...; ``fid_prior`` is ``model.prior_description`` (how ``model.sample`` draws).
     """
     n = ctx.option("fid_samples")
     out: dict[str, Any] = dict.fromkeys(FID_KEYS)
@@ -741,7 +778,7 @@ def compute(ctx: EvalContext) -> dict[str, Any]:
         return out
     feats = eval_features(ctx)
     for sampler in ctx.samplers():
-        key = f"fid{sampler_suffix(sampler)}"
+        key = f"fid{sampler_suffix(ctx, sampler)}"
         out[key] = feats.fid(sampler)
         out[f"{key}_sampler"] = ctx.sampler_description(sampler)
     ext = feats.extractor
@@ -760,13 +797,10 @@ def compute(ctx: EvalContext) -> dict[str, Any]:
 SPLIT_BY = ("fid_extractor", "fid_samples")
 """What every sample metric is split by: values of different extractors or sample
 counts never share a leaderboard column."""
-PRIOR_TEXT = "models with a prior (VAE family)"
-EXPOST_LABEL = "ex-post GMM"
-PRIOR_SAMPLES = "samples of the prior the model was trained with (VAE: N(0, I))"
-EXPOST_SAMPLES = (
-    "samples decoded from a GaussianMixture fitted on training latent means "
-    "(a plain AE's own sampler)"
-)
+PRIOR_TEXT = prior.APPLIES
+EXPOST_LABEL = expost.LABEL
+PRIOR_SAMPLES = prior.SAMPLES
+EXPOST_SAMPLES = expost.SAMPLES
 
 MIN_SAMPLES = 10
 """The fewest samples FID (and the sample metrics on its features: precision/recall
@@ -839,35 +873,25 @@ METRIC = MetricSpec(
     "fid",
     compute,
     description="Fréchet inception distance (torch-fidelity) between model samples and the "
-    "test split, per sampler (prior; ex-post GMM); stored with its extractor, sample count "
-    "and grayscale handling",
+    "test split, per sampler (prior; ex-post GMM; two-stage VAE; code prior); stored with "
+    "its extractor, sample count and grayscale handling",
     group="samples",
     order=30,
     options=(SAMPLES, EXTRACTOR),
-    details=FID_KEYS[2:],  # beside its two columns
+    details=FID_KEYS[len(SAMPLERS) :],  # beside its columns
     check=check,
     prepare=prepare,
-    columns=(
-        MetricColumn(
+    columns=tuple(
+        sampler_column(
             "fid",
             "FID",
-            "",
             "min",
-            f"Fréchet distance of feature statistics, {PRIOR_SAMPLES} vs the test split; "
+            "Fréchet distance of feature statistics, {samples} vs the test split; "
             "compares only within one extractor and n",
+            sampler,
             split_by=SPLIT_BY,
-            applies_to=has_prior,
-            applies_text=PRIOR_TEXT,
-        ),
-        MetricColumn(
-            "fid_expost",
-            f"FID ({EXPOST_LABEL})",
-            "",
-            "min",
-            f"Fréchet distance of feature statistics, {EXPOST_SAMPLES} vs the test split; "
-            "compares only within one extractor and n",
-            split_by=SPLIT_BY,
-        ),
+        )
+        for sampler in SAMPLERS
     ),
 )
 register_metrics = hook(METRIC)

@@ -5,8 +5,10 @@ Every value here is computed from the features FID uses
 ``fid_samples`` samples of each sampler, the test split as the real images),
 so one feature extraction per input serves all of them; each is stored per
 sampler like FID (``kid`` for the prior sampler, ``kid_expost`` for the ex-post
-Gaussian mixture; a plain AE only has the latter) and split on the leaderboard
-by extractor and sample count.
+Gaussian mixture, ``kid_twostage`` for the two-stage VAE, ``kid_codes`` for a
+discrete model's code prior; a plugin's sampler under its own suffix; see
+:mod:`aebench.metrics.fid`) and split on the leaderboard by extractor and
+sample count.
 
 ``kid``, ``kid_std``
     Kernel inception distance (Bińkowski et al. 2018) as torch-fidelity
@@ -68,17 +70,14 @@ import torch
 from aebench.metrics._util import fixed_indices
 from aebench.metrics.context import hook
 from aebench.metrics.fid import (
-    EXPOST_LABEL,
-    EXPOST_SAMPLES,
-    PRIOR_SAMPLES,
-    PRIOR_TEXT,
+    SAMPLERS,
     SPLIT_BY,
     eval_features,
-    has_prior,
     reference_cache_name,
+    sampler_column,
     sampler_suffix,
 )
-from aebench.specs import ColumnFlag, MetricColumn, MetricOption, MetricSpec
+from aebench.specs import ColumnFlag, MetricColumn, MetricOption, MetricSpec, SamplerSpec
 
 if TYPE_CHECKING:
     from aebench.metrics.context import EvalContext
@@ -283,7 +282,9 @@ DETAIL_KEYS = (
 
 
 def _keys() -> list[str]:
-    return [k + sfx for k in (*BASE_KEYS, *NOVELTY_KEYS) for sfx in ("", "_expost")]
+    """The column keys: each base key with each built-in sampler's suffix (a plugin's
+    sampler gets its values stored under its suffix too, beside these)."""
+    return [k + s.key_suffix for k in (*BASE_KEYS, *NOVELTY_KEYS) for s in SAMPLERS]
 
 
 def compute(ctx: EvalContext) -> dict[str, Any]:
@@ -316,7 +317,7 @@ def compute(ctx: EvalContext) -> dict[str, Any]:
             lambda: median_nearest(real, train, device=device),
         )
     for sampler in ctx.samplers():
-        sfx = sampler_suffix(sampler)
+        sfx = sampler_suffix(ctx, sampler)
         fake = feats.samples(sampler)
         out[f"kid{sfx}"], out[f"kid_std{sfx}"] = kid(fake, real, subsets, size)
         for key, value in prdc(fake, real_n, radii=radii, device=device).to_dict().items():
@@ -417,35 +418,22 @@ _COLUMNS = (
 
 
 def _columns() -> tuple[MetricColumn, ...]:
-    out = []
-    for c in _COLUMNS:
-        out.append(
-            MetricColumn(
-                c.key,
-                c.label,
-                "",
-                c.direction,
-                c.definition.format(samples=PRIOR_SAMPLES),
-                split_by=c.split_by,
-                applies_to=has_prior,
-                applies_text=PRIOR_TEXT,
-                integer=c.integer,
-                flag=_copies("prior") if c.copies_flag else None,
-            )
-        )
-        out.append(
-            MetricColumn(
-                c.key + "_expost",
-                f"{c.label} ({EXPOST_LABEL})",
-                "",
-                c.direction,
-                c.definition.format(samples=EXPOST_SAMPLES),
-                split_by=c.split_by,
-                integer=c.integer,
-                flag=_copies("ex-post GMM") if c.copies_flag else None,
-            )
-        )
-    return tuple(out)
+    """Each column of :data:`_COLUMNS` for each built-in sampler (:data:`SAMPLERS`),
+    sampler by sampler within a column."""
+    return tuple(_column(c, sampler) for c in _COLUMNS for sampler in SAMPLERS)
+
+
+def _column(c: _Column, sampler: SamplerSpec) -> MetricColumn:
+    return sampler_column(
+        c.key,
+        c.label,
+        c.direction,
+        c.definition,
+        sampler,
+        split_by=c.split_by,
+        integer=c.integer,
+        flag=_copies(sampler.label) if c.copies_flag else None,
+    )
 
 
 METRIC = MetricSpec(
