@@ -90,12 +90,20 @@ def check_runs(runs: Iterable[RunConfig], data: DataCache) -> tuple[list[RunConf
             run = dataclasses.replace(run, batch_size=int(n_train))
         model_key = json.dumps([run.model, run.model_config, full_train.shape], default=str)
         if model_key not in built:
+            shape = "x".join(map(str, full_train.shape))
             with torch.device("meta"):  # builds the layers without allocating weights
                 try:
                     create_model(run.model, full_train.shape, **run.model_config)
                 except (ConfigError, ValueError) as exc:
-                    shape = "x".join(map(str, full_train.shape))
                     raise ConfigError(f"{exc} (for {run.dataset}'s {shape} images)") from None
+                except Exception as exc:  # e.g. a constructor that reads a value (.item())
+                    lines = str(exc).strip().splitlines()
+                    cause = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+                    raise ConfigError(
+                        f"model {run.model!r} cannot be built on PyTorch's meta device, where "
+                        f"aebench checks every model before training (for {run.dataset}'s "
+                        f"{shape} images): {cause}"
+                    ) from None
             built.add(model_key)
         out.append(run)
     for spec, setup in _metric_setups(out, data, ignore):

@@ -17,18 +17,69 @@ or all at once: ``testing.check_model("my-vae-cnn")`` (also accepts a
 ``testing.check_metric("my-metric")`` (or a :class:`~aebench.specs.MetricSpec`
 not registered yet; one check: ``testing.run_metric_check(check, name)`` with
 ``testing.metric_check_names()``). A broken rule raises ``AssertionError`` naming
-the model or metric and the rule, e.g.
+the model or metric and the rule, in one line, e.g.
 ``vae-cnn: loss_terms()['recon'] must have shape (B,) = (4,), got (4, 1)``.
 
-Model checks (see each function): ``shapes``, ``loss_terms``, ``gradients``,
-``regulariser``, ``beta``, ``training``, ``determinism``, ``sampling``,
-``log_likelihood``, ``state_dict``. Everything runs on CPU in a few seconds
-per model: the real-data checks use scikit-learn's bundled 8x8 ``digits``.
+Model checks follow what the model *declares* (see :mod:`aebench.models.base`),
+never a particular family: nothing assumes a β-VAE, a KL term, one Adam or a
+likelihood bound. A model that trains its own way (``configure_optimizers``,
+``training_step``, ``objective``) is stepped through its own code
+(:func:`aebench.train.train_step`, :func:`aebench.train.fit`), and a rule about a
+declaration it does not make (a ``kl`` regulariser, a ``bound``, discrete codes,
+``batch_columns``) does not apply to it. In the order :func:`check_model` runs
+them (each function's docstring says more):
 
-Assumptions a family must meet (or ``skip`` the check): a ``regulariser="kl"``
-family's ``reg`` is KL(q(z|x) || N(0, I)) for the diagonal Gaussian q that
-``encode`` returns, and its ``total`` is ``recon + beta * reg`` with ``beta``
-the config's ``beta`` (1 when the config has none).
+* ``declarations``: the class attributes have allowed values: ``latent_kind`` one
+  of gaussian/deterministic/discrete, ``bound`` and ``samplers`` tuples of names,
+  ``batch_columns`` keyed ``test_<name>`` and distinct, an objective label.
+* ``meta_device``: the model builds under ``with torch.device("meta")``, as
+  aebench builds every model when it plans a run (before anything trains): a
+  constructor that reads a tensor's value (``.item()``, ``float(t)``, ``.tolist()``)
+  fails here, in one line naming the cause, not in every ``aebench run``.
+* ``shapes``: ``encode``/``decode``/``reconstruct`` and every term ``loss_terms``
+  returns have the right shapes for each input shape of :data:`DEFAULT_SHAPES`;
+  ``recon`` and the terms ``bound`` names are returned.
+* ``loss_terms``: the per-image terms are ``(B,)`` and finite for every likelihood
+  the config offers.
+* ``objective``: ``objective(x, step)`` (and ``step=None``) is a finite,
+  differentiable scalar with scalar logs; a model that keeps the default objective
+  returns ``total`` and ``objective(x)[0] == loss_terms(x)["total"].mean()``.
+* ``batch_independence``: the per-image evaluation terms do not depend on the
+  evaluation batch: :func:`aebench.metrics._util.loss_metrics` on the same
+  :data:`BATCH_CHECK_IMAGES` images in one batch and in batches of
+  :data:`BATCH_CHECK_CHUNK`, in eval mode under one seed, gives the same means.
+* ``batch_terms``: ``batch_terms(x)`` returns exactly the values ``batch_columns``
+  declares (key ``test_<name>`` for a returned ``<name>``), as finite scalars,
+  the same twice in eval mode under one seed.
+* ``latents``: ``latent_kind`` agrees with ``encode``: gaussian, a log-variance of
+  the mean's shape; deterministic, none; discrete, ``int64`` codes in
+  ``[0, num_codes)`` with ``latents_from_codes(codes) == encode(x).mean``.
+* ``log_prior``: ``log_prior(z)`` is ``(B,)`` and finite.
+* ``gradients``: the objective sends finite gradients; with the default
+  ``training_step``, a non-zero one to every trainable parameter.
+* ``regulariser``: ``kl``: ``reg`` equals a Monte-Carlo estimate of
+  KL(q(z|x) || p(z)) with p the model's own ``log_prior``; ``none``: ``reg``, if
+  returned, is zero; any other regulariser has no generic rule.
+* ``optimizers``: ``configure_optimizers(lr)`` returns a list of optimisers that
+  together cover every trainable parameter.
+* ``training_step``: :func:`aebench.train.train_step` returns a finite ``total``,
+  and a few steps change every trainable parameter.
+* ``training``: 100 steps on a real batch lower the logged ``total`` below 0.8x
+  its first value.
+* ``fit``: :func:`aebench.train.fit` (the loop of ``aebench run``, with
+  ``on_train_start``, validation and the choice of the best epoch) trains it for
+  2 epochs on 96 ``digits`` images.
+* ``determinism``: the same seed gives identical weights, losses and trained weights.
+* ``sampling``: after ``fit_prior``, ``sample(n)`` is ``(n, C, H, W)`` in [0, 1] and
+  reproducible per generator.
+* ``log_likelihood``: when not None, the IWAE-style bound grows with k and is at
+  least minus the sum of the ``bound`` terms.
+* ``state_dict``: a model loaded from ``state_dict()`` reconstructs and samples
+  identically.
+
+Everything runs on CPU in a few seconds per model: the real-data checks use
+scikit-learn's bundled 8x8 ``digits``. A check a family cannot meet for a good
+reason is left out with ``check_model(..., skip=[...])``.
 
 Metric checks (``check_metric_*``, in :data:`METRIC_CHECKS`): ``declaration``,
 ``options`` (each option converts its own defaults), ``setup`` (its ``check`` and
@@ -45,7 +96,7 @@ from __future__ import annotations
 import copy
 import math
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import fields, replace
 from fnmatch import fnmatch
 from functools import cached_property
@@ -61,6 +112,7 @@ from aebench.catalog import (
     metric_specs,
     model_spec,
     resolve_metric_options,
+    sampler_specs,
 )
 from aebench.datasets.base import ImageSet
 
@@ -69,12 +121,13 @@ from aebench.datasets.base import ImageSet
 from aebench.datasets.conformance import RULES as DATASET_RULES
 from aebench.datasets.conformance import check_dataset, offline_dataset_names
 from aebench.files import write_json
+from aebench.metrics._util import batch_term_metrics, eval_mode, loss_metrics, seeded
 from aebench.metrics.context import NOT_APPLICABLE, EvalContext, MetricSetup
 from aebench.metrics.evaluate import evaluate
-from aebench.models.base import AutoEncoder
+from aebench.models.base import LATENT_KINDS, AutoEncoder, StepInfo, overrides
 from aebench.profiles import PROFILES
 from aebench.specs import MetricColumn, MetricSpec, ModelSpec
-from aebench.train import train_step
+from aebench.train import TrainSettings, fit, train_step
 
 DEFAULT_SHAPES: tuple[tuple[int, int, int], ...] = (
     (1, 28, 28),
@@ -85,6 +138,17 @@ DEFAULT_SHAPES: tuple[tuple[int, int, int], ...] = (
 """Input shapes the shape checks use: MNIST, CIFAR/SVHN, digits and a size not divisible by 4."""
 
 DIGITS_SHAPE = (1, 8, 8)
+
+BATCH_CHECK_IMAGES = 80
+BATCH_CHECK_CHUNK = 16
+"""The ``batch_independence`` check evaluates :data:`BATCH_CHECK_IMAGES` images in one
+batch and in batches of :data:`BATCH_CHECK_CHUNK`. A multiple of 16: PyTorch's CPU
+normal generator fills blocks of 16 values, so a model that draws its noise once per
+batch (``torch.randn_like(mean)``) gets the same draw for every image either way and
+the two evaluations agree to float precision. A model whose draws still differ (several
+draws per batch) is compared over :data:`BATCH_CHECK_SEEDS` seeds instead, within the
+Monte-Carlo error."""
+BATCH_CHECK_SEEDS = 8
 
 
 # -- helpers -----------------------------------------------------------------
@@ -103,17 +167,23 @@ def _input_shape(shape: Iterable[int]) -> tuple[int, int, int]:
     return cast("tuple[int, int, int]", tuple(int(s) for s in shape))
 
 
-def _bound(model: AutoEncoder, spec: ModelSpec, x: torch.Tensor, k: int) -> torch.Tensor:
-    """``model.log_likelihood(x, k)``, which a model with a bound must give."""
-    bound = model.log_likelihood(x, k=k)
-    if bound is None:
-        raise AssertionError(f"{spec.name}: log_likelihood() gave None for a model with a bound")
-    return bound
+def _iwae(model: AutoEncoder, spec: ModelSpec, x: torch.Tensor, k: int) -> torch.Tensor:
+    """``model.log_likelihood(x, k)``, which a model that gave one before must give."""
+    value = model.log_likelihood(x, k=k)
+    if value is None:
+        raise AssertionError(f"{spec.name}: log_likelihood() gave None after giving a value")
+    return value
 
 
 def _require(ok: bool, spec: ModelSpec | MetricSpec, rule: str) -> None:
     if not ok:
         raise AssertionError(f"{spec.name}: {rule}")
+
+
+def _cause(exc: BaseException) -> str:
+    """``Type: first line of the message``: an exception in one line."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 def build(
@@ -143,14 +213,28 @@ def digits_batch(n: int = 64) -> torch.Tensor:
     return get_dataset("digits", split="train").batch(slice(0, n))
 
 
+def digits_set(n: int, split: str = "train", start: int = 0) -> ImageSet:
+    """Images ``start`` to ``start + n`` of a ``digits`` split, as an :class:`ImageSet`."""
+    return get_dataset("digits", split=split).subset(slice(start, start + n))
+
+
 def train(
     model: AutoEncoder, x: torch.Tensor, steps: int, lr: float = 1e-3, seed: int = 0
 ) -> list[float]:
-    """``steps`` Adam steps of :func:`aebench.train.train_step` on ``x``; mean total per step."""
+    """Train on ``x`` as ``aebench run`` does: the model's own optimisers
+    (``configure_optimizers(lr)``), ``on_train_start``, then ``steps`` calls of
+    :func:`aebench.train.train_step` (one epoch of ``steps`` steps). Returns the
+    logged ``total`` of each step."""
     torch.manual_seed(seed)
     model.train()
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    return [float(train_step(model, opt, x)["total"].mean()) for _ in range(steps)]
+    optimizers = list(model.configure_optimizers(lr))
+    n = int(x.shape[0])
+    model.on_train_start(n, x)
+    losses = []
+    for i in range(steps):
+        logs = train_step(model, optimizers, x, StepInfo(i, 1, steps, 1, n))
+        losses.append(float(logs["total"].float().mean()))
+    return losses
 
 
 def away_from_prior(
@@ -160,7 +244,7 @@ def away_from_prior(
 
     A fresh encoder sits near the prior (KL ~ 0.01 nats), which makes checks on
     the KL or on the IWAE/ELBO gap too weak to fail; this moves the posterior
-    away first. Returns the mean ``reg`` reached.
+    away first. Returns the mean ``reg`` reached. Needs a ``reg`` term.
     """
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
@@ -180,13 +264,113 @@ def _shape(t: Any) -> str:
     return str(tuple(t.shape)) if isinstance(t, torch.Tensor) else type(t).__name__
 
 
+def _required_terms(model: AutoEncoder) -> list[str]:
+    """``recon`` and the terms the model's ``bound`` names, in order, once each."""
+    return list(dict.fromkeys(("recon", *type(model).bound)))
+
+
+def _why_required(key: str) -> str:
+    return "it is required" if key == "recon" else "the model's bound names it"
+
+
+def _scalar(t: Any) -> bool:
+    return isinstance(t, torch.Tensor) and t.numel() == 1
+
+
 # -- the checks --------------------------------------------------------------
+def check_declarations(spec_or_name: ModelSpec | str) -> None:
+    """The declarations have allowed values: ``latent_kind`` one of
+    :data:`~aebench.models.base.LATENT_KINDS`; ``bound`` a tuple of term names;
+    ``samplers`` None or a tuple of names; ``has_prior`` a bool; ``batch_columns``
+    :class:`~aebench.specs.MetricColumn` s keyed ``test_<name>``, each once; a
+    non-empty objective label (``objective_name`` or ``regulariser``)."""
+    spec = _spec(spec_or_name)
+    cls = type(build(spec, DIGITS_SHAPE))
+    _require(
+        cls.latent_kind in LATENT_KINDS,
+        spec,
+        f"latent_kind must be one of {', '.join(LATENT_KINDS)}, got {cls.latent_kind!r}",
+    )
+    _require(
+        isinstance(cls.bound, tuple) and all(isinstance(k, str) and k for k in cls.bound),
+        spec,
+        f"bound must be a tuple of loss_terms() names (() for none), got {cls.bound!r}",
+    )
+    _require(
+        cls.samplers is None
+        or (isinstance(cls.samplers, tuple) and all(isinstance(s, str) for s in cls.samplers)),
+        spec,
+        f"samplers must be None or a tuple of sampler names, got {cls.samplers!r}",
+    )
+    _require(
+        isinstance(cls.has_prior, bool),
+        spec,
+        f"has_prior must be a bool, got {cls.has_prior!r}",
+    )
+    label = cls.objective_label()
+    _require(
+        isinstance(label, str) and bool(label),
+        spec,
+        f"objective_name (or regulariser) must name the objective it trains, got {label!r}",
+    )
+    keys: list[str] = []
+    for col in cls.batch_columns:
+        _require(
+            isinstance(col, MetricColumn),
+            spec,
+            f"batch_columns must hold MetricColumns, got {type(col).__name__}",
+        )
+        _require(
+            col.key.startswith("test_") and len(col.key) > len("test_"),
+            spec,
+            f"batch_columns key {col.key!r} must be 'test_<name>' for a value <name> "
+            "that batch_terms() returns",
+        )
+        keys.append(col.key)
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    _require(not twice, spec, f"batch_columns must declare each key once; twice: {twice}")
+
+
+def check_meta_device(
+    spec_or_name: ModelSpec | str,
+    input_shapes: Iterable[tuple[int, int, int]] = DEFAULT_SHAPES,
+) -> None:
+    """The model builds under ``with torch.device("meta")`` for every input shape.
+
+    aebench builds every model of a run on PyTorch's meta device when it plans
+    the run, before anything trains (shapes only, no memory, no values), so a
+    constructor that reads a tensor's value (``.item()``, ``float(t)``,
+    ``.tolist()``, numpy) cannot run. The failure is one line naming the cause.
+    """
+    spec = _spec(spec_or_name)
+    for shape in input_shapes:
+        shape = _input_shape(shape)
+        size = "x".join(map(str, shape))
+        try:
+            with torch.device("meta"):
+                create_model(spec, shape)
+        except Exception as exc:
+            try:  # a model that does not build on the CPU either: not the meta device
+                create_model(spec, shape)
+            except Exception as cpu_exc:
+                raise AssertionError(
+                    f"{spec.name}: cannot be built for {size} images: {_cause(cpu_exc)}"
+                ) from None
+            raise AssertionError(
+                f"{spec.name}: cannot be built on PyTorch's meta device for {size} images "
+                f"({_cause(exc)}); aebench builds every model there when it plans a run, so "
+                "every `aebench run` with it would stop: do not read tensor values (.item(), "
+                "float(t), .tolist()) in the constructor"
+            ) from None
+
+
 def check_shapes(
     spec_or_name: ModelSpec | str,
     input_shapes: Iterable[tuple[int, int, int]] = DEFAULT_SHAPES,
     batch: int = 3,
 ) -> None:
-    """encode/decode/reconstruct/loss_terms have the right shapes for every input shape."""
+    """encode/decode/reconstruct and every term of loss_terms have the right shapes for
+    every input shape; ``recon`` and the terms ``bound`` names are returned."""
     spec = _spec(spec_or_name)
     for shape in input_shapes:
         model = build(spec, shape)
@@ -224,18 +408,26 @@ def check_shapes(
                 f"reconstruct(x) must lie in [0, 1] {where}",
             )
             terms = model.loss_terms(x)
-            for key in ("total", "recon", "reg"):
-                _require(key in terms, spec, f"loss_terms() must return {key!r} {where}")
+            _require(isinstance(terms, dict), spec, "loss_terms() must return a dict")
+            for key in _required_terms(model):
                 _require(
-                    tuple(terms[key].shape) == (batch,),
+                    key in terms,
+                    spec,
+                    f"loss_terms() must return {key!r} ({_why_required(key)}) {where}, "
+                    f"got {sorted(terms)}",
+                )
+            for key, value in terms.items():
+                _require(
+                    isinstance(value, torch.Tensor) and tuple(value.shape) == (batch,),
                     spec,
                     f"loss_terms()[{key!r}] must have shape (B,) = ({batch},) {where}, "
-                    f"got {_shape(terms[key])}",
+                    f"got {_shape(value)}",
                 )
 
 
 def check_loss_terms(spec_or_name: ModelSpec | str, batch: int = 4) -> None:
-    """loss_terms returns total/recon/reg of shape (B,), finite, for every likelihood."""
+    """loss_terms returns ``recon`` and the ``bound`` terms, and every term it returns
+    is ``(B,)`` and finite, for every likelihood the config offers."""
     spec = _spec(spec_or_name)
     names = {f.name for f in fields(spec.config_cls)}
     likelihoods = ("bernoulli", "gaussian") if "likelihood" in names else (None,)
@@ -245,9 +437,13 @@ def check_loss_terms(spec_or_name: ModelSpec | str, batch: int = 4) -> None:
         model = build(spec, DIGITS_SHAPE, **cfg)
         terms = model.loss_terms(x)
         _require(isinstance(terms, dict), spec, "loss_terms() must return a dict")
-        for key in ("total", "recon", "reg"):
-            _require(key in terms, spec, f"loss_terms() must return {key!r}, got {sorted(terms)}")
-            t = terms[key]
+        for key in _required_terms(model):
+            _require(
+                key in terms,
+                spec,
+                f"loss_terms() must return {key!r} ({_why_required(key)}), got {sorted(terms)}",
+            )
+        for key, t in terms.items():
             _require(
                 isinstance(t, torch.Tensor) and tuple(t.shape) == (batch,),
                 spec,
@@ -258,50 +454,383 @@ def check_loss_terms(spec_or_name: ModelSpec | str, batch: int = 4) -> None:
                 spec,
                 f"loss_terms()[{key!r}] must be finite (likelihood={likelihood}), got {t.tolist()}",
             )
+
+
+def check_objective(spec_or_name: ModelSpec | str, batch: int = 8) -> None:
+    """``objective(x, step)`` (during training) and ``objective(x, None)`` (its final
+    form) return a finite scalar that back-propagates and a dict of scalars to log.
+
+    A model that keeps the default ``objective`` (the batch mean of the per-image
+    ``total``) must return ``total`` from ``loss_terms``, and under one seed
+    ``objective(x)[0] == loss_terms(x)["total"].mean()``.
+    """
+    spec = _spec(spec_or_name)
+    model = build(spec, DIGITS_SHAPE)
+    model.train()
+    x = digits_batch(batch)
+    default = not overrides(model, "objective")
+    if default:
         _require(
-            terms["total"].requires_grad,
+            "total" in model.loss_terms(x),
             spec,
-            "loss_terms()['total'] must be differentiable (requires_grad)",
+            "keeps the default objective(), loss_terms(x)['total'].mean(), so loss_terms() "
+            "must return 'total' (or the model overrides objective())",
+        )
+    for step in (StepInfo(0, 1, 10, 1, batch), None):
+        which = "a StepInfo" if step is not None else "None"
+        try:
+            out = model.objective(x, step)
+        except Exception as exc:
+            raise AssertionError(
+                f"{spec.name}: objective(x, step={which}) must not raise: {_cause(exc)}"
+            ) from exc
+        _require(
+            isinstance(out, tuple) and len(out) == 2,
+            spec,
+            f"objective(x, step) must return (a scalar tensor, a dict of scalars to log), "
+            f"got {type(out).__name__}",
+        )
+        loss, logs = out
+        _require(
+            isinstance(loss, torch.Tensor) and loss.dim() == 0,
+            spec,
+            f"objective(x, step={which})[0] must be a scalar tensor (shape ()), got {_shape(loss)}",
+        )
+        _require(
+            bool(torch.isfinite(loss)),
+            spec,
+            f"objective(x, step={which}) must be finite, got {float(loss.detach())}",
+        )
+        _require(
+            loss.requires_grad,
+            spec,
+            f"objective(x, step={which})[0] must be differentiable (requires_grad)",
+        )
+        _require(isinstance(logs, Mapping), spec, "objective(x, step)[1] must be a dict")
+        for key, value in logs.items():
+            _require(
+                _scalar(value),
+                spec,
+                f"objective() logs {key!r} must be a scalar tensor, got {_shape(value)}",
+            )
+    if default:
+        with torch.no_grad():
+            torch.manual_seed(1)
+            loss = model.objective(x, None)[0]
+            torch.manual_seed(1)
+            mean = model.loss_terms(x)["total"].mean()
+        _require(
+            torch.allclose(loss, mean, rtol=1e-5, atol=1e-5),
+            spec,
+            "with the default objective(), objective(x)[0] must equal "
+            f"loss_terms(x)['total'].mean() under one seed: {float(loss)} vs {float(mean)}",
         )
 
 
-def check_gradients(spec_or_name: ModelSpec | str, batch: int = 8) -> None:
-    """The mean total loss sends a finite, non-zero gradient to every parameter."""
+def check_batch_independence(
+    spec_or_name: ModelSpec | str,
+    images: int = BATCH_CHECK_IMAGES,
+    chunk: int = BATCH_CHECK_CHUNK,
+    seeds: int = BATCH_CHECK_SEEDS,
+) -> None:
+    """The per-image evaluation terms do not depend on the evaluation batch size.
+
+    :func:`aebench.metrics._util.loss_metrics` (what ``aebench run`` reports as
+    ``test_recon``, ``test_reg``, ``test_total``, ``test_bpd``) on the same ``images``
+    ``digits`` images, in eval mode under one seed, in one batch and in batches of
+    ``chunk``, must give the same means (to float precision). Each image's terms
+    may depend on that image alone: a batch-level quantity (MMD, total correlation)
+    belongs in ``batch_terms`` (declared in ``batch_columns``), the training loss in
+    ``objective``.
+
+    When the two differ, the model's evaluation may simply be random with draws that
+    fall differently in other batch sizes; then (only if two seeds give different
+    values) the mean difference over ``seeds`` seeds must be within 4 standard
+    errors of zero.
+    """
     spec = _spec(spec_or_name)
     model = build(spec, DIGITS_SHAPE)
+    data = digits_set(images)
+
+    def measure(batch_size: int, seed: int) -> dict[str, float]:
+        try:
+            return loss_metrics(model, data, batch_size=batch_size, seed=seed)
+        except Exception as exc:
+            raise AssertionError(
+                f"{spec.name}: loss_metrics() (aebench's evaluation of loss_terms) must run "
+                f"in batches of {batch_size}: {_cause(exc)}"
+            ) from exc
+
+    def close(a: float, b: float) -> bool:
+        return abs(a - b) <= 1e-4 * max(1.0, abs(a), abs(b))
+
+    whole, parts = measure(images, 0), measure(chunk, 0)
+    _require(
+        set(whole) == set(parts),
+        spec,
+        f"loss_terms() must return the same terms at every batch size: {sorted(whole)} in a "
+        f"batch of {images}, {sorted(parts)} in batches of {chunk}",
+    )
+    differ = [k for k in whole if not close(whole[k], parts[k])]
+    if not differ:
+        return
+    again = measure(images, 1)
+    random = any(not close(whole[k], again[k]) for k in whole)
+    if random:
+        diffs: dict[str, list[float]] = {k: [] for k in differ}
+        for seed in range(seeds):
+            a, b = measure(images, seed), measure(chunk, seed)
+            for k in differ:
+                diffs[k].append(a[k] - b[k])
+        differ = []
+        for k, d in diffs.items():
+            t = torch.tensor(d, dtype=torch.float64)
+            se = float(t.std()) / math.sqrt(seeds)
+            if abs(float(t.mean())) > 4 * se + 1e-4 * max(1.0, abs(whole[k])):
+                differ.append(k)
+        if not differ:
+            return
+    key = next((k for k in differ if k not in ("total", "bpd")), differ[0])  # a cause
+    how = (
+        "in eval mode under one seed"
+        if not random
+        else f"on average over {seeds} seeds, beyond the Monte-Carlo error"
+    )
+    raise AssertionError(
+        f"{spec.name}: per-image evaluation terms must not depend on the evaluation batch "
+        f"size: loss_metrics() over the same {images} images gives {key!r} = "
+        f"{whole[key]:.6g} in one batch of {images} but {parts[key]:.6g} in batches of "
+        f"{chunk} ({how}; terms that differ: {', '.join(differ)}); each image's terms may "
+        "use that image alone (report a "
+        "batch-level quantity from batch_terms(), declared in batch_columns, and train on "
+        "it in objective())"
+    )
+
+
+def check_batch_terms(spec_or_name: ModelSpec | str, batch: int = 32) -> None:
+    """``batch_terms(x)`` returns exactly the values ``batch_columns`` declares (key
+    ``test_<name>`` for each returned ``<name>``), each a finite scalar, and
+    :func:`~aebench.metrics._util.batch_term_metrics` gives the same values twice
+    under one seed (in eval mode its random draws must come from the seeded global
+    RNG or a fixed seed)."""
+    spec = _spec(spec_or_name)
+    model = build(spec, DIGITS_SHAPE)
+    declared = sorted(c.key for c in type(model).batch_columns)
+    data = digits_set(2 * batch)
+    with torch.no_grad(), eval_mode(model), seeded(0):
+        out = model.batch_terms(data.batch(slice(0, batch)))
+    _require(
+        isinstance(out, Mapping),
+        spec,
+        f"batch_terms() must return a dict, got {type(out).__name__}",
+    )
+    columns = sorted(f"test_{k}" for k in out)
+    _require(
+        columns == declared,
+        spec,
+        f"batch_terms() must return exactly what batch_columns declares (key test_<name> "
+        f"for a returned <name>): it returned {sorted(out)}, columns {columns}; "
+        f"batch_columns declare {declared}",
+    )
+    for key, value in out.items():
+        _require(
+            _scalar(value),
+            spec,
+            f"batch_terms()[{key!r}] must be a scalar tensor, got {_shape(value)}",
+        )
+        _require(
+            bool(torch.isfinite(value).all()),
+            spec,
+            f"batch_terms()[{key!r}] must be finite, got {float(value)}",
+        )
+    if not declared:
+        return
+    first, _ = batch_term_metrics(model, data, batch_size=batch, seed=0)
+    second, _ = batch_term_metrics(model, data, batch_size=batch, seed=0)
+    _require(
+        first == second,
+        spec,
+        f"batch_terms() must give the same values twice in eval mode under one seed: "
+        f"{first} vs {second}",
+    )
+
+
+def check_latents(spec_or_name: ModelSpec | str, batch: int = 6) -> None:
+    """``latent_kind`` agrees with ``encode``: ``gaussian``, a finite log-variance of the
+    mean's shape; ``deterministic``, none; ``discrete``, ``int64`` codes ``(B, P)`` in
+    ``[0, num_codes)`` that ``latents_from_codes`` turns into ``encode(x).mean``. Only
+    a discrete model returns codes."""
+    spec = _spec(spec_or_name)
+    model = build(spec, DIGITS_SHAPE).eval()
+    kind = type(model).latent_kind
+    x = digits_batch(batch)
+    with torch.no_grad():
+        enc = model.encode(x)
+    if kind == "gaussian":
+        _require(
+            enc.logvar is not None,
+            spec,
+            "latent_kind 'gaussian' needs encode(x).logvar (the log-variances of q(z|x)); "
+            "a model without them is 'deterministic'",
+        )
+        assert enc.logvar is not None
+        _require(
+            enc.logvar.shape == enc.mean.shape,
+            spec,
+            f"encode(x).logvar must have the shape of mean {_shape(enc.mean)}, "
+            f"got {_shape(enc.logvar)}",
+        )
+        _require(bool(torch.isfinite(enc.logvar).all()), spec, "encode(x).logvar must be finite")
+    elif kind == "deterministic":
+        _require(
+            enc.logvar is None,
+            spec,
+            "latent_kind 'deterministic' must not return encode(x).logvar; a model with "
+            "log-variances is 'gaussian'",
+        )
+    if kind != "discrete":
+        _require(
+            enc.codes is None,
+            spec,
+            f"encode(x).codes is for latent_kind 'discrete'; this model declares {kind!r}",
+        )
+        return
+    codes = enc.codes
+    _require(
+        isinstance(codes, torch.Tensor),
+        spec,
+        "latent_kind 'discrete' needs encode(x).codes (the code indices, (B, P))",
+    )
+    assert codes is not None
+    _require(
+        codes.dtype == torch.long and codes.dim() == 2 and codes.shape[0] == batch,
+        spec,
+        f"encode(x).codes must be int64 of shape (B, P) with B = {batch}, got "
+        f"{codes.dtype} {_shape(codes)}",
+    )
+    try:
+        k = model.num_codes
+    except Exception as exc:
+        raise AssertionError(
+            f"{spec.name}: latent_kind 'discrete' needs num_codes (the codebook size): "
+            f"{_cause(exc)}"
+        ) from None
+    _require(
+        isinstance(k, int) and k >= 1,
+        spec,
+        f"num_codes must be a positive int, got {k!r}",
+    )
+    _require(
+        bool(((codes >= 0) & (codes < k)).all()),
+        spec,
+        f"encode(x).codes must lie in [0, num_codes) = [0, {k}), got "
+        f"{int(codes.min())}..{int(codes.max())}",
+    )
+    with torch.no_grad():
+        try:
+            latents = model.latents_from_codes(codes)
+        except Exception as exc:
+            raise AssertionError(
+                f"{spec.name}: latent_kind 'discrete' needs latents_from_codes(codes): "
+                f"{_cause(exc)}"
+            ) from None
+    _require(
+        isinstance(latents, torch.Tensor) and latents.shape == enc.mean.shape,
+        spec,
+        f"latents_from_codes(codes) must have the shape of encode(x).mean "
+        f"{_shape(enc.mean)}, got {_shape(latents)}",
+    )
+    _require(
+        torch.allclose(latents, enc.mean, rtol=1e-5, atol=1e-5),
+        spec,
+        "latents_from_codes(encode(x).codes) must equal encode(x).mean (the quantised "
+        f"vectors the decoder reads); largest difference "
+        f"{float((latents - enc.mean).abs().max()):.4g}",
+    )
+
+
+def check_log_prior(spec_or_name: ModelSpec | str, batch: int = 6) -> None:
+    """``log_prior(z)`` is ``(B,)`` and finite for the latent means of real images and,
+    for a continuous latent, for N(0, I) draws."""
+    spec = _spec(spec_or_name)
+    model = build(spec, DIGITS_SHAPE).eval()
+    with torch.no_grad():
+        z = model.encode(digits_batch(batch)).mean
+        cases = [("the latent means of real images", z)]
+        if type(model).latent_kind != "discrete":
+            draws = torch.randn(batch, z.shape[1], generator=torch.Generator().manual_seed(0))
+            cases.append(("N(0, I) draws", draws.to(z.dtype)))
+        for what, latents in cases:
+            lp = model.log_prior(latents)
+            _require(
+                isinstance(lp, torch.Tensor) and tuple(lp.shape) == (batch,),
+                spec,
+                f"log_prior(z) must have shape (B,) = ({batch},) for {what}, got {_shape(lp)}",
+            )
+            _require(
+                bool(torch.isfinite(lp).all()),
+                spec,
+                f"log_prior(z) must be finite for {what}, got {lp.tolist()}",
+            )
+
+
+def check_gradients(spec_or_name: ModelSpec | str, batch: int = 8) -> None:
+    """The objective sends finite gradients; with the default ``training_step`` (one
+    optimiser step on the objective), a non-zero one to every trainable parameter. (A
+    model with its own ``training_step`` may train parts of itself on other losses:
+    ``training_step`` checks that every parameter moves.)"""
+    spec = _spec(spec_or_name)
+    model = build(spec, DIGITS_SHAPE)
+    model.train()
     model.zero_grad(set_to_none=True)
-    model.loss_terms(digits_batch(batch))["total"].mean().backward()
+    model.objective(digits_batch(batch), None)[0].backward()
+    every = not overrides(model, "training_step")
     for pname, p in model.named_parameters():
         if not p.requires_grad:
             continue
         grad = p.grad
         if grad is None:
-            raise AssertionError(f"{spec.name}: no gradient reaches parameter {pname!r}")
+            if every:
+                raise AssertionError(f"{spec.name}: no gradient reaches parameter {pname!r}")
+            continue
         _require(bool(torch.isfinite(grad).all()), spec, f"gradient of {pname!r} is not finite")
-        _require(bool(grad.abs().sum() > 0), spec, f"gradient of {pname!r} is all zero")
+        _require(
+            not every or bool(grad.abs().sum() > 0), spec, f"gradient of {pname!r} is all zero"
+        )
 
 
 def check_regulariser(
     spec_or_name: ModelSpec | str, samples: int = 4000, target_nats: float = 5.0
 ) -> None:
-    """``kl``: reg equals a Monte-Carlo KL estimate; ``none``: reg is exactly zero.
+    """``kl``: ``reg`` equals a Monte-Carlo estimate of KL(q(z|x) || p(z)), with q the
+    diagonal Gaussian ``encode`` returns and p the model's own ``log_prior``; ``none``:
+    ``reg``, if returned, is exactly zero. Other regularisers have no generic rule.
 
     A freshly initialised encoder sits close to the prior (KL ~ 0.01 nats), which
     would make the comparison toothless, so the model is first pushed away from
     the prior by a few Adam steps that *increase* ``reg`` until it averages a
     few nats. The analytic ``reg`` is then compared per image with ``samples``
-    draws of log q(z|x) - log N(z; 0, I) from the encoder's diagonal Gaussian.
+    draws of log q(z|x) - log p(z).
     """
     spec = _spec(spec_or_name)
     model = build(spec, DIGITS_SHAPE)
     x = digits_batch(16)
     kind = type(model).regulariser
     if kind == "none":
-        reg = model.loss_terms(x)["reg"]
-        _require(bool((reg == 0).all()), spec, f"regulariser 'none' needs reg == 0, got {reg}")
+        with torch.no_grad():
+            terms = model.loss_terms(x)
+        if "reg" in terms:
+            reg = terms["reg"]
+            _require(bool((reg == 0).all()), spec, f"regulariser 'none' needs reg == 0, got {reg}")
         return
     if kind != "kl":
         return  # other regularisers have no generic check
+    with torch.no_grad():
+        _require(
+            "reg" in model.loss_terms(x),
+            spec,
+            "regulariser 'kl' names the per-image term 'reg' (the KL): loss_terms() must return it",
+        )
     away_from_prior(model, x, target_nats)
     with torch.no_grad():
         enc = model.encode(x)
@@ -314,9 +843,12 @@ def check_regulariser(
         eps = torch.randn((samples, *mean.shape), generator=gen, dtype=mean.dtype)
         z = mean + std * eps
         # log q(z|x) - log p(z), per draw and image
-        log_ratio = (-0.5 * eps.pow(2) - 0.5 * logvar + 0.5 * z.pow(2)).sum(-1)
+        log_q = (-0.5 * eps.pow(2) - 0.5 * logvar - 0.5 * math.log(2 * math.pi)).sum(-1)
+        log_p = model.log_prior(z.reshape(-1, mean.shape[1])).reshape(samples, -1)
+        log_ratio = (log_q - log_p).double()
         mc = log_ratio.mean(0)
         se = log_ratio.std(0) / math.sqrt(samples)
+        analytic = analytic.double()
     _require(
         float(analytic.mean()) > 1.0,
         spec,
@@ -329,7 +861,7 @@ def check_regulariser(
         len(bad) == 0,
         spec,
         "analytic KL (loss_terms()['reg']) must match a Monte-Carlo estimate of "
-        "KL(q(z|x) || N(0, I)); image "
+        "KL(q(z|x) || p(z)), p the model's log_prior; image "
         + (
             f"{int(bad[0])}: analytic {float(analytic[bad[0]]):.4f} vs MC "
             f"{float(mc[bad[0]]):.4f} ± {float(se[bad[0]]):.4f}"
@@ -339,62 +871,76 @@ def check_regulariser(
     )
 
 
-def check_beta(spec_or_name: ModelSpec | str, batch: int = 8) -> None:
-    """``total == recon + beta * reg`` (beta from the config, else 1), and beta changes only total.
+def check_optimizers(spec_or_name: ModelSpec | str, lr: float = 1e-3) -> None:
+    """``configure_optimizers(lr)`` returns a non-empty list (or tuple) of
+    :class:`torch.optim.Optimizer` that together cover every trainable parameter."""
+    spec = _spec(spec_or_name)
+    model = build(spec, DIGITS_SHAPE)
+    opts = model.configure_optimizers(lr)
+    _require(
+        isinstance(opts, Sequence)
+        and len(opts) > 0
+        and all(isinstance(o, torch.optim.Optimizer) for o in opts),
+        spec,
+        "configure_optimizers(lr) must return a non-empty list of torch.optim.Optimizer, "
+        f"got {opts!r}"[:300],
+    )
+    covered = {id(p) for o in opts for group in o.param_groups for p in group["params"]}
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and id(p) not in covered]
+    more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+    _require(
+        not missing,
+        spec,
+        f"configure_optimizers() must cover every trainable parameter; no optimiser has "
+        f"{missing[:5]}{more} (freeze one with requires_grad_(False))",
+    )
 
-    For a config with ``beta``, the same weights and the same random draws under
-    two values of beta must give identical ``recon`` and ``reg``.
-    """
+
+def check_training_step(spec_or_name: ModelSpec | str, steps: int = 4, batch: int = 32) -> None:
+    """:func:`aebench.train.train_step` (the model's ``training_step`` with its own
+    optimisers, after ``on_train_start``) returns a finite scalar ``total`` at every
+    step, and ``steps`` steps change every trainable parameter."""
     spec = _spec(spec_or_name)
     model = build(spec, DIGITS_SHAPE)
     x = digits_batch(batch)
-    kind = type(model).regulariser
-    has_beta = "beta" in {f.name for f in fields(spec.config_cls)}
-    beta = float(getattr(model.config, "beta", 1.0))
-    torch.manual_seed(1)
-    terms = model.loss_terms(x)
-    if kind == "none":
+    torch.manual_seed(0)
+    model.train()
+    optimizers = list(model.configure_optimizers(1e-3))
+    model.on_train_start(batch, x)
+    before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    for i in range(steps):
+        try:
+            logs = train_step(model, optimizers, x, StepInfo(i, 1, steps, 1, batch))
+        except TypeError as exc:  # no "total"
+            raise AssertionError(f"{spec.name}: {exc}") from exc
+        _require(isinstance(logs, Mapping), spec, "training_step() must return a dict")
+        total = logs["total"]
         _require(
-            torch.allclose(terms["total"], terms["recon"]),
+            _scalar(total),
             spec,
-            "regulariser 'none' needs total == recon",
+            f"training_step() must log 'total' as a scalar tensor, got {_shape(total)}",
         )
-        return
-    if kind != "kl":
-        return
-    expected = terms["recon"] + beta * terms["reg"]
-    _require(
-        torch.allclose(terms["total"], expected, rtol=1e-5, atol=1e-4),
-        spec,
-        f"total must equal recon + beta * reg with beta={beta}; "
-        f"got total - recon = {(terms['total'] - terms['recon'])[:3].tolist()} vs "
-        f"beta * reg = {(beta * terms['reg'])[:3].tolist()}",
-    )
-    if not has_beta:
-        return
-    other = beta + 2.5
-    config: Any = model.config  # a config with a beta field (has_beta)
-    model2 = spec.factory(replace(config, beta=other), model.input_shape)
-    model2.load_state_dict(model.state_dict())
-    torch.manual_seed(1)
-    terms2 = model2.loss_terms(x)
-    for key in ("recon", "reg"):
         _require(
-            torch.allclose(terms[key], terms2[key]),
+            bool(torch.isfinite(total).all()),
             spec,
-            f"beta must multiply only the KL term: loss_terms()[{key!r}] changed with beta",
+            f"training_step() logged a non-finite total {float(total)} at step {i}",
         )
+    params = dict(model.named_parameters())
+    still = [n for n, old in before.items() if torch.equal(params[n].detach(), old)]
+    more = f" and {len(still) - 5} more" if len(still) > 5 else ""
     _require(
-        torch.allclose(terms2["total"] - terms["total"], (other - beta) * terms["reg"], atol=1e-4),
+        not still,
         spec,
-        "beta must multiply exactly the KL term: total(beta2) - total(beta1) != (beta2-beta1)*reg",
+        f"{steps} training_step() calls must change every trainable parameter; unchanged: "
+        f"{still[:5]}{more} (does every optimiser step? does a loss reach them?)",
     )
 
 
 def check_training(
     spec_or_name: ModelSpec | str, steps: int = 100, batch: int = 64, factor: float = 0.8
 ) -> None:
-    """``steps`` Adam steps on a real digits batch bring the loss below ``factor`` x initial."""
+    """``steps`` training steps (:func:`train`) on a real digits batch bring the logged
+    ``total`` below ``factor`` x its first value."""
     spec = _spec(spec_or_name)
     model = build(spec, DIGITS_SHAPE)
     losses = train(model, digits_batch(batch), steps=steps)
@@ -410,6 +956,40 @@ def check_training(
         f"{steps} training steps must lower the loss below {factor}x initial: "
         f"{first:.2f} -> {last:.2f}",
     )
+
+
+def check_fit(
+    spec_or_name: ModelSpec | str, epochs: int = 2, images: int = 96, batch: int = 32
+) -> None:
+    """:func:`aebench.train.fit`, the loop of ``aebench run`` (``on_train_start``, the
+    model's optimisers and ``training_step``, validation through ``loss_metrics`` or
+    the objective, the best epoch's weights), trains it for ``epochs`` epochs on
+    ``images`` digits images and records a finite validation loss every epoch."""
+    spec = _spec(spec_or_name)
+    model = build(spec, DIGITS_SHAPE)
+    train_set, val = digits_set(images), digits_set(batch, split="test")
+    settings = TrainSettings(
+        epochs=epochs, batch_size=batch, seed=0, metric_images=batch, snapshot_images=4
+    )
+    try:
+        result = fit(model, train_set, val, settings)
+    except Exception as exc:
+        raise AssertionError(
+            f"{spec.name}: aebench.train.fit() (the training loop of `aebench run`) must "
+            f"train it for {epochs} epochs on {images} digits images: {_cause(exc)}"
+        ) from exc
+    _require(
+        len(result.history) == epochs,
+        spec,
+        f"fit() must record {epochs} epochs, got {len(result.history)}",
+    )
+    for row in result.history:
+        for key in ("val_total", "val_recon"):
+            _require(
+                key in row and math.isfinite(row[key]),
+                spec,
+                f"fit() must record a finite {key} every epoch, got {row.get(key, '<missing>')}",
+            )
 
 
 def check_determinism(spec_or_name: ModelSpec | str, steps: int = 5) -> None:
@@ -473,14 +1053,13 @@ def check_sampling(spec_or_name: ModelSpec | str, n: int = 7) -> None:
 def check_log_likelihood(
     spec_or_name: ModelSpec | str, k: int = 64, repeats: int = 8, batch: int = 32
 ) -> None:
-    """If not None: IWAE(k) >= ELBO, and IWAE(k) > IWAE(1) by > 3 standard errors.
+    """If not None: IWAE(k) > IWAE(1) by > 3 standard errors and, for a model with a
+    ``bound``, IWAE(k) >= minus the sum of its bound terms (the ELBO of a VAE).
 
-    Both are compared on batch means averaged over ``repeats`` evaluations.
-
-    The ELBO is ``-(recon + reg)`` from ``loss_terms`` (beta = 1 whatever the
-    config says), averaged over ``repeats`` draws. The model is first moved away
-    from its prior (:func:`away_from_prior`), so that the gap the bound must
-    show is several nats, far above the Monte-Carlo noise.
+    Both are compared on batch means averaged over ``repeats`` evaluations. A model
+    with a ``reg`` term is first moved away from its prior (:func:`away_from_prior`),
+    so that the gap the bound must show is several nats, far above the Monte-Carlo
+    noise.
     """
     spec = _spec(spec_or_name)
     model = build(spec, DIGITS_SHAPE)
@@ -494,28 +1073,37 @@ def check_log_likelihood(
         spec,
         f"log_likelihood(x, k) must have shape (B,) = (2,), got {_shape(probe)}",
     )
-    away_from_prior(model, x)
+    bound = type(model).bound
+    with torch.no_grad():
+        has_reg = "reg" in model.loss_terms(x[:2])
+    if has_reg:
+        away_from_prior(model, x)
+    model.eval()
     torch.manual_seed(5)
     with torch.no_grad():
         elbos, iw1, iwk = [], [], []
         for _ in range(repeats):
-            t = model.loss_terms(x)
-            elbos.append(float(-(t["recon"] + t["reg"]).mean()))
-            iw1.append(float(_bound(model, spec, x, 1).mean()))
-            iwk.append(float(_bound(model, spec, x, k).mean()))
-    elbo, l1, lk = (sum(v) / repeats for v in (elbos, iw1, iwk))
+            if bound:
+                t = model.loss_terms(x)
+                elbos.append(-float(torch.stack([t[key] for key in bound]).sum(0).mean()))
+            iw1.append(float(_iwae(model, spec, x, 1).mean()))
+            iwk.append(float(_iwae(model, spec, x, k).mean()))
+    l1, lk = sum(iw1) / repeats, sum(iwk) / repeats
     # standard error of the difference of the two IWAE means
     se = math.sqrt((torch.tensor(iw1).var().item() + torch.tensor(iwk).var().item()) / repeats)
     _require(
-        all(math.isfinite(v) for v in (elbo, l1, lk)),
+        all(math.isfinite(v) for v in (l1, lk)),
         spec,
         "log_likelihood() must be finite",
     )
-    _require(
-        lk >= elbo,
-        spec,
-        f"IWAE bound with k={k} must be >= the ELBO (batch mean): {lk:.3f} < {elbo:.3f}",
-    )
+    if bound:
+        elbo = sum(elbos) / repeats
+        _require(
+            lk >= elbo,
+            spec,
+            f"IWAE bound with k={k} must be >= minus the sum of the bound terms "
+            f"{' + '.join(bound)} (batch mean): {lk:.3f} < {elbo:.3f}",
+        )
     _require(
         lk - l1 > 3 * se,
         spec,
@@ -553,18 +1141,30 @@ def check_state_dict(spec_or_name: ModelSpec | str) -> None:
 
 
 CHECKS: dict[str, Callable[..., None]] = {
+    "declarations": check_declarations,
+    "meta_device": check_meta_device,
     "shapes": check_shapes,
     "loss_terms": check_loss_terms,
+    "objective": check_objective,
+    "batch_independence": check_batch_independence,
+    "batch_terms": check_batch_terms,
+    "latents": check_latents,
+    "log_prior": check_log_prior,
     "gradients": check_gradients,
     "regulariser": check_regulariser,
-    "beta": check_beta,
+    "optimizers": check_optimizers,
+    "training_step": check_training_step,
     "training": check_training,
+    "fit": check_fit,
     "determinism": check_determinism,
     "sampling": check_sampling,
     "log_likelihood": check_log_likelihood,
     "state_dict": check_state_dict,
 }
 """Every check by name, in the order :func:`check_model` runs them."""
+
+_SHAPED = ("shapes", "meta_device")
+"""Checks that take ``input_shapes``."""
 
 
 def check_names() -> list[str]:
@@ -591,11 +1191,12 @@ def check_model(
     unknown = skipped - set(CHECKS)
     if unknown:
         raise KeyError(f"unknown check(s) to skip: {', '.join(sorted(unknown))}")
+    shapes = list(input_shapes)
     for name, check in CHECKS.items():
         if name in skipped:
             continue
-        if name == "shapes":
-            check_shapes(spec_or_name, input_shapes)
+        if name in _SHAPED:
+            check(spec_or_name, shapes)
         else:
             check(spec_or_name)
 
@@ -736,7 +1337,12 @@ class MetricCase:
         """A fresh context (its own cache) on the model and the data."""
         train, test, reference, _ = self.splits
         return EvalContext(
-            self.model, train, test, options=dict(self.options), reference_train=reference
+            self.model,
+            train,
+            test,
+            options=dict(self.options),
+            reference_train=reference,
+            sampler_specs=tuple(sampler_specs()),
         )
 
     @cached_property

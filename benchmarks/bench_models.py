@@ -1,8 +1,9 @@
 """Training-step throughput of every model next to a bare PyTorch loop on the same network.
 
 For each model, on MNIST-shaped random data in [0, 1] (fixed batch shape), this
-times warm steps of :func:`aebench.train.train_step` (through the model's
-``loss_terms``) and a hand-written loop over the *same* encoder/decoder
+times warm steps of :func:`aebench.train.train_step` (the model's own
+``training_step`` with the optimisers of its ``configure_optimizers``: for the
+built-in families one Adam on ``objective``) and a hand-written loop over the *same* encoder/decoder
 modules (zero_grad, encoder, reparameterise, decoder, BCE + beta * KL written
 inline, backward, Adam step), each with its own copy of the weights and its
 own Adam. Steps of the two loops are interleaved one by one and the median
@@ -27,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 import aebench
-from aebench.models.base import AutoEncoder
+from aebench.models.base import AutoEncoder, StepInfo
 from aebench.plugins import get_plugins
 from aebench.train import train_step
 
@@ -82,12 +83,14 @@ def bench_model(
     bare_model = copy.deepcopy(model)
     model.train()
     bare_model.train()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    optimizers = list(model.configure_optimizers(1e-3))
     bare_opt = torch.optim.Adam(bare_model.parameters(), lr=1e-3)
     x = torch.rand(batch_size, *shape)
+    model.on_train_start(batch_size, x)
+    info = StepInfo(0, 1, 1, 1, batch_size)
 
     def ours(batch: torch.Tensor) -> None:
-        train_step(model, opt, batch)
+        train_step(model, optimizers, batch, info)
 
     bare = bare_step_fn(bare_model, bare_opt)
     for _ in range(warmup):

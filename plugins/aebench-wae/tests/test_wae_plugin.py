@@ -124,47 +124,88 @@ def test_mmd_gradient_is_finite_for_identical_codes() -> None:
     assert torch.isfinite(z.grad).all()
 
 
-# -- loss terms -----------------------------------------------------------------
+# -- loss terms, batch terms and the objective -----------------------------------
 def _digits(n: int = 16) -> torch.Tensor:
     return testing.digits_batch(n)
 
 
-def test_reg_is_the_batch_mmd_broadcast_and_total_weights_it() -> None:
-    model = testing.build("wae-mlp", (1, 8, 8), latent_dim=4, mmd_weight=7.5).eval()
+def test_loss_terms_are_per_image_recon_only() -> None:
+    model = testing.build("wae-mlp", (1, 8, 8), latent_dim=4).eval()
     x = _digits()
     terms = model.loss_terms(x)
-    reg = terms["reg"]
-    assert torch.equal(reg, reg[:1].expand_as(reg))  # one value per batch, on every image
-    z = model.encode(x).mean
-    expected = mmd(z, model.prior_draws(z))
-    assert torch.allclose(reg[0], expected)
-    assert torch.allclose(terms["total"], terms["recon"] + 7.5 * reg)
+    assert list(terms) == ["recon"] and terms["recon"].shape == (16,)
+    # each image's value is its own: the same alone as among the batch
+    alone = torch.cat([model.loss_terms(x[i : i + 1])["recon"] for i in range(4)])
+    assert torch.allclose(alone, terms["recon"][:4], rtol=1e-5, atol=1e-4)
+    assert type(model).bound == ()  # no likelihood bound: bits/dim does not apply
 
 
-def test_mmd_weight_changes_only_total() -> None:
+def test_mmd_is_the_declared_batch_column() -> None:
+    model = testing.build("wae-mlp", (1, 8, 8), latent_dim=4, mmd_weight=7.5).eval()
+    assert [c.key for c in type(model).batch_columns] == ["test_mmd"]
+    x = _digits()
+    with torch.no_grad():
+        values = model.batch_terms(x)
+        z = model.encode(x).mean
+        expected = mmd(z, model.prior_draws(z))
+    assert list(values) == ["mmd"] and values["mmd"].dim() == 0
+    assert torch.allclose(values["mmd"], expected)
+
+
+def test_objective_is_mean_recon_plus_weighted_mmd() -> None:
+    model = testing.build("wae-cnn", (1, 8, 8), latent_dim=4, mmd_weight=7.5).eval()
+    x = _digits()
+    loss, logs = model.objective(x)
+    recon = model.loss_terms(x)["recon"]
+    penalty = model.batch_terms(x)["mmd"]  # eval mode: the same seeded prior draws
+    assert loss.dim() == 0 and loss.requires_grad
+    assert torch.allclose(loss, recon.mean() + 7.5 * penalty, rtol=1e-6, atol=1e-5)
+    assert torch.allclose(logs["recon"], recon.mean()) and torch.allclose(logs["reg"], penalty)
+    assert model.objective_label() == "WAE-MMD"
+
+
+def test_mmd_weight_changes_only_the_objective() -> None:
     a = testing.build("wae-cnn", (1, 8, 8), latent_dim=4, mmd_weight=1.0).eval()
     b = testing.build("wae-cnn", (1, 8, 8), latent_dim=4, mmd_weight=20.0).eval()
     b.load_state_dict(a.state_dict())
     x = _digits()
-    ta, tb = a.loss_terms(x), b.loss_terms(x)
-    assert torch.equal(ta["recon"], tb["recon"]) and torch.equal(ta["reg"], tb["reg"])
-    assert torch.allclose(tb["total"] - ta["total"], 19.0 * ta["reg"], atol=1e-4)
+    assert torch.equal(a.loss_terms(x)["recon"], b.loss_terms(x)["recon"])
+    assert torch.equal(a.batch_terms(x)["mmd"], b.batch_terms(x)["mmd"])
+    diff = b.objective(x)[0] - a.objective(x)[0]
+    assert torch.allclose(diff, 19.0 * a.batch_terms(x)["mmd"], atol=1e-4)
 
 
-def test_eval_loss_is_reproducible_and_training_draws_vary() -> None:
+def test_eval_mmd_is_reproducible_and_training_draws_vary() -> None:
     model = testing.build("wae-mlp", (1, 8, 8), latent_dim=4)
     x = _digits()
     model.eval()
-    assert torch.equal(model.loss_terms(x)["reg"], model.loss_terms(x)["reg"])
+    assert torch.equal(model.batch_terms(x)["mmd"], model.batch_terms(x)["mmd"])
+    assert torch.equal(model.objective(x)[0], model.objective(x)[0])
     model.train()
-    assert not torch.equal(model.loss_terms(x)["reg"], model.loss_terms(x)["reg"])
+    assert not torch.equal(model.batch_terms(x)["mmd"], model.batch_terms(x)["mmd"])
 
 
-def test_batch_of_one_has_zero_reg_but_still_trains() -> None:
+def test_eval_terms_do_not_depend_on_the_eval_batch_size() -> None:
+    """The contract's point: what the table reports per image is the same whatever the
+    evaluation batch (the batch-level MMD is measured apart, at one batch size)."""
+    from aebench.metrics._util import batch_term_metrics, loss_metrics
+
     model = testing.build("wae-mlp", (1, 8, 8), latent_dim=4)
-    terms = model.loss_terms(_digits(1))
-    assert terms["reg"].tolist() == [0.0]
-    terms["total"].mean().backward()
+    data = aebench.get_dataset("digits", split="train").subset(slice(0, 1000))
+    small, large = (loss_metrics(model, data, batch_size=b) for b in (100, 500))
+    assert set(small) == {"recon"}
+    assert small["recon"] == pytest.approx(large["recon"], rel=1e-6)
+    values, size = batch_term_metrics(model, data, batch_size=500)
+    assert size == 500 and set(values) == {"mmd"}
+
+
+def test_batch_of_one_has_zero_mmd_but_still_trains() -> None:
+    model = testing.build("wae-mlp", (1, 8, 8), latent_dim=4)
+    x = _digits(1)
+    assert float(model.batch_terms(x)["mmd"].detach()) == 0.0
+    loss, _ = model.objective(x)
+    loss.backward()
+    assert torch.allclose(loss, model.loss_terms(x)["recon"].mean())
 
 
 def test_training_pulls_codes_towards_the_prior() -> None:
@@ -175,10 +216,10 @@ def test_training_pulls_codes_towards_the_prior() -> None:
     with torch.no_grad():
         model.encoder[-1][-1].weight.mul_(10.0)  # spread the initial codes out
     with torch.no_grad():
-        before = float(model.eval().loss_terms(x)["reg"][0])
+        before = float(model.eval().batch_terms(x)["mmd"])
     testing.train(model, x, steps=60)
     with torch.no_grad():
-        after = float(model.eval().loss_terms(x)["reg"][0])
+        after = float(model.eval().batch_terms(x)["mmd"])
     assert before > 0.3 and after < before / 3
 
 
@@ -239,9 +280,11 @@ def test_installed_plugin_runs_end_to_end_and_reaches_the_leaderboard(tmp_path: 
         metrics = json.loads((run / "metrics.json").read_text())
         assert config["plugin"] == f"aebench-wae {aebench_wae.__version__}"
         assert metrics["regulariser"] == "mmd" and metrics["fid"] is not None
+        assert metrics["test_mmd"] is not None and metrics["test_total"] is None
         assert f"_mmd-weight{config['model_config']['mmd_weight']:g}_" in run.name
     table = pd.read_csv(tmp_path / "out" / "results.csv")
     assert sorted(table["mmd_weight"]) == [1.0, 1.0, 10.0, 10.0]
     assert table["nll"].isna().all()  # a WAE has no likelihood bound: not applicable
+    assert table["test_mmd"].notna().all() and table["test_total"].isna().all()
     index = (tmp_path / "out" / "site" / "index.html").read_text()
     assert "wae-mlp" in index and "wae-cnn" in index and "mmd_weight" in index
