@@ -9,12 +9,19 @@ sizes) is checked by the runner's ``prepare`` step, still before training.
 A grid is models × datasets × every value of every model option × seeds. Any
 field of a model's config is a grid axis (``-o beta=0.5,4``); ``latent_dims``,
 ``betas``, ``likelihood`` and ``hidden_dims`` are shorthands for the options
-of the same (singular) name.
+of the same (singular) name. A model option applies to the selected models
+that have it, unless it is scoped: ``factor-vae.gamma`` (a family, a model
+name or a ``--models`` glob, then ``.``) applies to the selected models in that
+scope only, and overrides a plain ``gamma`` for them. A plain option whose
+field means different things for different selected models (declared by
+different config classes) is an error asking for a scope.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import inspect
 import itertools
 import json
 import math
@@ -30,6 +37,7 @@ from aebench.catalog import dataset_spec, option_specs, parse_dataset_name, reso
 from aebench.errors import ConfigError, UnknownNameError, did_you_mean
 from aebench.options import (
     convert,
+    field_help,
     field_types,
     is_sequence_type,
     jsonable,
@@ -60,10 +68,13 @@ class Grid:
     ``model_options`` maps a model-config field to the values to sweep (a
     list), or to text as typed on the command line (``"0.5,4"``; for a list
     field such as ``hidden_dims``, ``"512,256"`` is one value and
-    ``"[512,256],[1024]"`` two). ``dataset_options`` maps an option name to a
-    value for every dataset of the grid, or a dataset name (``folder`` or
-    ``folder:PATH``) to its own options. ``metric_options`` sets metric
-    budgets (``fid_samples``, ``nll_k``, ...; see ``aebench metrics``).
+    ``"[512,256],[1024]"`` two). A key ``SCOPE.FIELD`` (``"beta-vae.beta"``;
+    SCOPE a family, a model name or a glob as ``--models`` takes) applies to
+    the selected models in SCOPE only and overrides a plain ``FIELD`` for them.
+    ``dataset_options`` maps an option name to a value for every dataset of the
+    grid, or a dataset name (``folder`` or ``folder:PATH``) to its own options.
+    ``metric_options`` sets metric budgets (``fid_samples``, ``nll_k``, ...; see
+    ``aebench metrics``).
     """
 
     models: list[str] | None = None
@@ -108,7 +119,7 @@ class Grid:
         metric_names = {o.name for o in option_specs()}
         own = {f.name for f in fields(cls)}
         values: dict[str, Any] = {}
-        model_options: dict[str, Any] = dict(table.get("model_options") or {})
+        model_options = _flatten_scopes(table.get("model_options") or {}, where)
         metric_options: dict[str, Any] = dict(table.get("metric_options") or {})
         for key, value in table.items():
             if key in ("model_options", "metric_options"):
@@ -143,6 +154,24 @@ class Grid:
 
 def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _flatten_scopes(table: Mapping[str, Any], where: str = "") -> dict[str, Any]:
+    """Model options with nested tables as scoped keys: TOML's ``beta-vae.beta = [1, 4]``
+    (a dotted key) and ``beta-vae = { beta = [1, 4] }`` both read as ``"beta-vae.beta"``.
+    No option's value is a table, so a table is always a scope."""
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{where}model_options must be a table, got {table!r}")
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        if isinstance(value, Mapping):
+            if not value:
+                raise ConfigError(f"{where}model option scope {key!r} sets no option")
+            for name, inner in _flatten_scopes(value, where).items():
+                out[f"{key}.{name}"] = inner
+        else:
+            out[str(key)] = value
+    return out
 
 
 @dataclass(frozen=True)
@@ -229,6 +258,29 @@ def parse_assignments(option: str, values: list[str] | None) -> dict[str, str] |
     out: dict[str, str] = {}
     for text in values:
         key, value = parse_assignment(option, text)
+        if key in out:
+            raise ConfigError(f"{option}: {key!r} is given twice")
+        out[key] = value
+    return out
+
+
+def parse_model_options(option: str, values: list[str] | None) -> dict[str, str] | None:
+    """Repeated ``[SCOPE.]KEY=VALUE`` flags (``-o beta=0.5,4 -o factor-vae.gamma=40``) as a
+    dict of text. ``-`` in KEY reads as ``_`` (``-o gaussian-var=0.25``); SCOPE (a family,
+    a model name or a glob) is kept as typed."""
+    if not values:
+        return None
+    out: dict[str, str] = {}
+    for text in values:
+        head, sep, _ = str(text).partition("=")
+        scope, dot, name = head.strip().rpartition(".")
+        if dot and (not scope.strip() or not name.strip()):
+            raise ConfigError(
+                f"{option}: expected [SCOPE.]KEY=VALUE (e.g. beta-vae.beta=1,4), got {text!r}"
+            )
+        key, value = parse_assignment(option, f"{name}{str(text)[len(head) :]}" if sep else text)
+        if dot:
+            key = f"{scope.strip()}.{key}"
         if key in out:
             raise ConfigError(f"{option}: {key!r} is given twice")
         out[key] = value
@@ -356,36 +408,173 @@ def _training(o: Grid, profile: str) -> dict[str, Any]:
     return out
 
 
+def _split_scope(key: str) -> tuple[str | None, str]:
+    """``'factor-vae.gamma'`` -> ``('factor-vae', 'gamma')``; ``'gamma'`` -> ``(None, 'gamma')``."""
+    scope, dot, name = key.rpartition(".")
+    if not dot:
+        return None, key
+    if not scope.strip() or not name.strip():
+        raise ConfigError(
+            f"model option {key!r}: expected SCOPE.NAME (a family, model name or glob, then "
+            "the option, e.g. beta-vae.beta)"
+        )
+    return scope.strip(), name.strip()
+
+
+def _declared_by(config_cls: type, name: str) -> type:
+    """The config class that introduced field ``name``: the most basic class in
+    ``config_cls``'s MRO whose own annotations declare it (a subclass that only changes the
+    default keeps the meaning). Two models' ``name`` mean the same when this is the same."""
+    for klass in reversed(config_cls.__mro__):
+        if name in inspect.get_annotations(klass):
+            return klass
+    return config_cls
+
+
+def _meaning(config_cls: type, name: str) -> str:
+    """``'FactorVAEConfig: weight of the TC term'``: the declaring class and the field's help."""
+    klass = _declared_by(config_cls, name)
+    source = klass if dataclasses.is_dataclass(klass) else config_cls
+    found = [f for f in dataclasses.fields(source) if f.name == name]
+    text = field_help(found[0]) if found else ""
+    return f"{klass.__name__}: {text}" if text else klass.__name__
+
+
+def _example_value(raw: Any) -> str:
+    if isinstance(raw, str):
+        return raw
+    return ",".join(short_value(v) for v in _as_list(raw)) or "..."
+
+
+def _check_one_meaning(key: str, name: str, owners: list, raw: Any) -> None:
+    """A ConfigError unless ``name`` is declared by one config class for every owner."""
+    groups: dict[type, list[Any]] = {}
+    for spec in owners:
+        groups.setdefault(_declared_by(spec.config_cls, name), []).append(spec)
+    if len(groups) < 2:
+        return
+    parts = [
+        f"{', '.join(s.name for s in specs)} ({_meaning(specs[0].config_cls, name)})"
+        for specs in groups.values()
+    ]
+    listed = f"{', '.join(parts[:-1])} and {parts[-1]}"
+    first = next(iter(groups.values()))[0]
+    declarer = _declared_by(first.config_cls, name)
+    family_owners = [s for s in owners if first.family and s.family == first.family]
+    same = all(_declared_by(s.config_cls, name) is declarer for s in family_owners)
+    scope = first.family if first.family and same else first.name
+    what = "scope it" if key == name else "narrow its scope"
+    raise ConfigError(
+        f"model option {key!r} means different things for {listed}: {what}, "
+        f"e.g. -o {scope}.{name}={_example_value(raw)}"
+    )
+
+
+def _in_scope(models: list, scope: str) -> list[tuple[Any, int]]:
+    """The selected models in ``scope`` with how closely it names them (0: the model's
+    name, 1: its family, 2: a glob), as ``--models`` matches patterns."""
+    matched = {s.name for s in get_plugins().models.list(scope)}
+    out = []
+    for spec in models:
+        if spec.name in matched:
+            rank = 0 if scope == spec.name else 1 if scope == spec.family else 2
+            out.append((spec, rank))
+    return out
+
+
 def _model_axes(models: list, given: Mapping[str, Any]) -> dict[str, dict[str, list[Any]]]:
     """Per model name: option -> values to sweep, converted to the field's type.
 
-    Every given option must belong to at least one selected model.
+    A plain option applies to every selected model that has it (at least one must), and
+    must mean the same for all of them (:func:`_check_one_meaning`). A scoped one
+    (``SCOPE.NAME``) applies to the selected models in SCOPE that have NAME and overrides
+    the plain one for them; a model's name beats its family, its family a glob.
     """
 
-    axes: dict[str, dict[str, list[Any]]] = {m.name: {} for m in models}
-    for name, raw in given.items():
+    selected = ", ".join(m.name for m in models)
+    # (model, option) -> (rank, key, raw) of the value that sets it
+    setters: dict[tuple[str, str], tuple[int, str, Any]] = {}
+    plain: dict[str, Any] = {}
+    for key, raw in given.items():
+        scope, name = _split_scope(key)
+        if scope is None:
+            plain[name] = raw
+            continue
+        in_scope = _in_scope(models, scope)
+        if not in_scope:
+            hint = ""  # a typo, unless the scope names registered models that are not selected
+            if not get_plugins().models.list(scope):
+                hint = did_you_mean(
+                    scope, [m.name for m in models] + [m.family for m in models if m.family]
+                )
+            raise ConfigError(
+                f"model option {key!r}: {scope!r} matches none of the selected models{hint}; "
+                f"selected: {selected}"
+            )
+        ranked = [(m, rank) for m, rank in in_scope if name in field_types(m.config_cls)]
+        if not ranked:
+            raise _unknown_scoped(models, [m for m, _ in in_scope], scope, name)
+        _check_one_meaning(key, name, [m for m, _ in ranked], raw)
+        for spec, rank in ranked:
+            before = setters.get((spec.name, name))
+            if before is not None and before[0] == rank:
+                raise ConfigError(
+                    f"model option {name!r} is set twice for {spec.name}: "
+                    f"by {before[1]!r} and by {key!r}"
+                )
+            if before is None or rank < before[0]:
+                setters[(spec.name, name)] = (rank, key, raw)
+
+    for name, raw in plain.items():
         owners = [m for m in models if name in field_types(m.config_cls)]
         if not owners:
             every = {f for m in models for f in field_types(m.config_cls)}
             others = [m.name for m in get_plugins().models if name in field_types(m.config_cls)]
             if others:
-                chosen = ", ".join(m.name for m in models)
                 raise ConfigError(
-                    f"model option {name!r}: none of the selected models ({chosen}) has it; "
+                    f"model option {name!r}: none of the selected models ({selected}) has it; "
                     f"{', '.join(others[:4])} {'do' if len(others) > 1 else 'does'}"
                 )
             raise unknown_name_error(
                 "model option", name, every, f"the selected models take: {', '.join(sorted(every))}"
             )
-        for spec in owners:
+        applies = [m for m in owners if (m.name, name) not in setters]
+        _check_one_meaning(name, name, applies, raw)
+        for spec in applies:
+            setters[(spec.name, name)] = (3, name, raw)
+
+    axes: dict[str, dict[str, list[Any]]] = {m.name: {} for m in models}
+    for key in given:  # in the order given, as the grid's runs are ordered
+        _, name = _split_scope(key)
+        for spec in models:
+            setter = setters.get((spec.name, name))
+            if setter is None or setter[1] != key:
+                continue
             tp = field_types(spec.config_cls)[name]
-            values = _sweep_values(raw, tp)
+            values = _sweep_values(setter[2], tp)
             if not values:
-                raise ConfigError(f"model option {name!r}: no values given")
-            converted = [jsonable(convert(name, v, tp)) for v in values]
+                raise ConfigError(f"model option {key!r}: no values given")
+            converted = [jsonable(convert(key, v, tp)) for v in values]
             unique = list(dict.fromkeys(json.dumps(v) for v in converted))
             axes[spec.name][name] = [json.loads(v) for v in unique]
     return axes
+
+
+def _unknown_scoped(models: list, in_scope: list, scope: str, name: str) -> ConfigError:
+    """No model in ``scope`` has option ``name``: say who has it, or the closest name."""
+    names = ", ".join(m.name for m in in_scope)
+    others = [m.name for m in models if name in field_types(m.config_cls)]
+    if others:
+        return ConfigError(
+            f"model option {scope + '.' + name!r}: no model in {scope!r} ({names}) has "
+            f"{name!r}; {', '.join(others[:4])} {'do' if len(others) > 1 else 'does'}"
+        )
+    every = sorted({f for m in in_scope for f in field_types(m.config_cls)})
+    verb = "take" if len(in_scope) > 1 else "takes"
+    return ConfigError(
+        f"unknown model option {name!r} for {scope!r}{did_you_mean(name, every)}; "
+        f"{names} {verb}: {', '.join(every)}"
+    )
 
 
 def _sweep_values(raw: Any, tp: Any) -> list[Any]:
@@ -460,7 +649,7 @@ def expand(options: Grid, device: str) -> list[RunConfig]:
         for spec in models:
             model_axes = axes[spec.name]
             names = list(model_axes)
-            shown = [n for n in names if len(model_axes[n]) > 1 or n in (o.model_options or {})]
+            shown = names  # every option given for this model, plain or scoped
             for combo in itertools.product(*(model_axes[n] for n in names)):
                 try:
                     config = spec.config_cls.from_options(**dict(zip(names, combo, strict=True)))

@@ -13,8 +13,9 @@ import torch
 import aebench
 from aebench.cli import main
 from aebench.errors import ConfigError
+from aebench.models.ae import AE, AEConfig
 from aebench.models.vae import VAE, VAEConfig
-from aebench.plan import Grid, load_suite, plan
+from aebench.plan import Grid, load_suite, parse_model_options, plan
 from aebench.plugins import get_plugins
 from aebench.specs import ModelSpec
 
@@ -259,3 +260,222 @@ def test_binarised_training_sees_only_binary_batches():
     val = binarized(train.subset(slice(0, 200)), 1)  # as DataCache.for_run gives it
     fit(model, train, val, TrainSettings(epochs=1, binarize=True))
     assert seen and all(set(x.unique().tolist()) <= {0.0, 1.0} for x in seen)
+
+
+# -- scoped options: one name, two meanings ---------------------------------------------
+@dataclass
+class TCTestConfig(AEConfig):
+    """A throwaway family whose ``gamma`` weighs one thing..."""
+
+    gamma: float = field(default=6.0, metadata={"help": "weight of the TC term"})
+
+
+@dataclass
+class WideTCTestConfig(TCTestConfig):
+    """...a variant that only changes its default (the same meaning)..."""
+
+    gamma: float = 12.0
+
+
+@dataclass
+class DiscTestConfig(AEConfig):
+    """...and another family whose ``gamma`` weighs something else."""
+
+    gamma: float = field(default=35.0, metadata={"help": "weight of the discriminator term"})
+
+
+@pytest.fixture
+def two_gammas():
+    """``tc-test-mlp``, ``tc-test-wide`` (family tc-test) and ``disc-test-mlp``, each with
+    a ``gamma`` field: the same one for the tc-test models, another for disc-test."""
+
+    def build(config, shape):
+        return AE(config, shape, "mlp")
+
+    class Plugin:
+        @aebench.hookimpl
+        def register_models(self, register):
+            register(ModelSpec("tc-test-mlp", "tc-test", "mlp", TCTestConfig, build))
+            register(ModelSpec("tc-test-wide", "tc-test", "mlp", WideTCTestConfig, build))
+            register(ModelSpec("disc-test-mlp", "disc-test", "mlp", DiscTestConfig, build))
+
+    plugins = get_plugins()
+    plugins.register(Plugin(), "two-gammas")
+    try:
+        yield
+    finally:
+        plugins.unregister("two-gammas")
+
+
+def grid_runs(models, **model_options):
+    grid = Grid(models=models.split(","), datasets=["digits"], model_options=model_options)
+    return plan([grid], device="cpu")
+
+
+def gammas(runs, model):
+    return [r.model_config["gamma"] for r in runs if r.model == model]
+
+
+AMBIGUOUS = (
+    "model option 'gamma' means different things for tc-test-mlp (TCTestConfig: weight of "
+    "the TC term) and disc-test-mlp (DiscTestConfig: weight of the discriminator term): "
+    "scope it, e.g. -o tc-test.gamma=1"
+)
+
+
+def test_a_plain_option_with_two_meanings_is_an_error(two_gammas, cli):
+    with pytest.raises(ConfigError) as info:
+        grid_runs("tc-test-mlp,disc-test-mlp", gamma="1")
+    assert str(info.value) == AMBIGUOUS
+    code, out, err = cli(
+        "run", "--models", "tc-test-mlp,disc-test-mlp", *FAST, "-o", "gamma=1", "--out", "x"
+    )
+    assert code == 2 and not out
+    assert err.strip() == f"aebench: error: {AMBIGUOUS}" and "Traceback" not in err
+    # a glob scope covering both meanings is as ambiguous
+    with pytest.raises(ConfigError, match=r"means different things .*narrow its scope, e\.g\."):
+        grid_runs("tc-test-mlp,disc-test-mlp", **{"*-test-mlp.gamma": [1]})
+
+
+def test_one_meaning_is_fine_when_declared_once(two_gammas):
+    # tc-test-wide redeclares gamma only to change its default: TCTestConfig's gamma still
+    runs = grid_runs("tc-test-mlp,tc-test-wide", gamma="1,2")
+    assert gammas(runs, "tc-test-mlp") == gammas(runs, "tc-test-wide") == [1.0, 2.0]
+    # latent_dim is ModelConfig's for every model: a plain option is fine
+    runs = grid_runs("tc-test-mlp,disc-test-mlp,vae-mlp", latent_dim="2,4")
+    assert {(r.model, r.model_config["latent_dim"]) for r in runs} == {
+        (m, z) for m in ("tc-test-mlp", "disc-test-mlp", "vae-mlp") for z in (2, 4)
+    }
+
+
+def test_a_scoped_option_sweeps_only_its_models(two_gammas):
+    runs = grid_runs("tc-test,disc-test-mlp", **{"disc-test.gamma": "1,2", "latent_dim": [8]})
+    assert gammas(runs, "disc-test-mlp") == [1.0, 2.0]
+    assert gammas(runs, "tc-test-mlp") == [6.0] and gammas(runs, "tc-test-wide") == [12.0]
+    assert {r.model_config["latent_dim"] for r in runs} == {8}
+    # a plain value, and a scoped one that overrides it for its models (no ambiguity left)
+    runs = grid_runs("tc-test,disc-test-mlp", **{"gamma": "3", "disc-test.gamma": "4,5"})
+    assert gammas(runs, "tc-test-mlp") == gammas(runs, "tc-test-wide") == [3.0]
+    assert gammas(runs, "disc-test-mlp") == [4.0, 5.0]
+    # a model name beats its family, a family a glob
+    scoped = {"tc-test-*.gamma": "7", "tc-test.gamma": "8", "tc-test-wide.gamma": "9"}
+    runs = grid_runs("tc-test,disc-test-mlp", **scoped)
+    assert gammas(runs, "tc-test-mlp") == [8.0] and gammas(runs, "tc-test-wide") == [9.0]
+    with pytest.raises(ConfigError, match="'gamma' is set twice for tc-test-mlp"):
+        grid_runs("tc-test", **{"tc-test-*.gamma": "7", "*-mlp.gamma": "8"})
+
+
+def test_scoped_option_errors(two_gammas):
+    with pytest.raises(ConfigError) as info:
+        grid_runs("tc-test-mlp,vae-mlp", **{"disc-test.gamma": "1"})
+    assert str(info.value) == (
+        "model option 'disc-test.gamma': 'disc-test' matches none of the selected models; "
+        "selected: tc-test-mlp, vae-mlp"
+    )
+    with pytest.raises(ConfigError, match=r"'tc-tset' matches none .*\(did you mean tc-test\?\)"):
+        grid_runs("tc-test-mlp,vae-mlp", **{"tc-tset.gamma": "1"})
+    with pytest.raises(ConfigError) as info:
+        grid_runs("tc-test-mlp,vae-mlp", **{"tc-test.gama": "1"})
+    assert str(info.value).startswith(
+        "unknown model option 'gama' for 'tc-test' (did you mean gamma?); tc-test-mlp takes: "
+    )
+    with pytest.raises(ConfigError, match=r"no model in 'vae' \(vae-mlp\) has 'gamma'; tc-test"):
+        grid_runs("tc-test-mlp,vae-mlp", **{"vae.gamma": "1"})
+    with pytest.raises(ConfigError, match=r"option tc-test\.gamma: expected a number"):
+        grid_runs("tc-test-mlp", **{"tc-test.gamma": "loud"})
+
+
+def test_cli_parses_scoped_options():
+    assert parse_model_options("-o", ["tc-test.some-opt=1,2", "gaussian-var=0.5"]) == {
+        "tc-test.some_opt": "1,2",
+        "gaussian_var": "0.5",
+    }
+    for bad in (".gamma=1", "tc-test.=1"):
+        with pytest.raises(ConfigError, match=r"expected \[SCOPE\.\]KEY=VALUE"):
+            parse_model_options("-o", [bad])
+    with pytest.raises(ConfigError, match=re.escape("'tc-test.gamma' is given twice")):
+        parse_model_options("-o", ["tc-test.gamma=1", "tc-test.gamma=2"])
+
+
+def test_cli_scope_matching_nothing_exits_with_one_line(two_gammas, cli, tmp_path):
+    args = ["run", "--models", "tc-test-mlp", *FAST, "--out", str(tmp_path)]
+    code, _, err = cli(*args, "-o", "disc-test.gamma=40")
+    assert code == 2 and "Traceback" not in err
+    assert err.strip() == (
+        "aebench: error: model option 'disc-test.gamma': 'disc-test' matches none of the "
+        "selected models; selected: tc-test-mlp"
+    )
+    assert not (tmp_path / "runs").exists()  # nothing trained
+
+
+def test_suite_files_take_scoped_keys(two_gammas, tmp_path):
+    suite = tmp_path / "s.toml"
+    suite.write_text(
+        'models = ["tc-test-mlp", "disc-test-mlp"]\ndatasets = ["digits"]\n'
+        'model_options = { "disc-test.gamma" = [1, 2], latent_dim = 4 }\n'
+        "[[grid]]\n"
+        "[[grid]]\nmodel_options = { tc-test.gamma = 3 }\n"  # a dotted TOML key
+        "[[grid]]\n[grid.model_options.tc-test-mlp]\ngamma = [5]\n"  # a table per scope
+    )
+    runs = plan(load_suite(suite)[1], device="cpu")
+    assert sorted(gammas(runs, "tc-test-mlp")) == [3.0, 5.0, 6.0]
+    assert gammas(runs, "disc-test-mlp") == [1.0, 2.0]  # the same runs from every grid
+    assert {r.model_config["latent_dim"] for r in runs} == {4}
+    suite.write_text(
+        'models = ["tc-test-mlp", "disc-test-mlp"]\ndatasets = ["digits"]\n'
+        "model_options = { gamma = [1] }\n"
+    )
+    with pytest.raises(ConfigError, match="means different things"):
+        plan(load_suite(suite)[1], device="cpu")
+
+
+def test_python_api_takes_scoped_keys(two_gammas, monkeypatch, tmp_path):
+    import aebench.runner
+
+    planned = []
+    monkeypatch.setattr(
+        aebench.runner, "run_grids", lambda grid, *_, **__: planned.extend(plan([grid], "cpu"))
+    )
+    aebench.run(
+        "tc-test-mlp,disc-test-mlp",
+        "digits",
+        out=tmp_path,
+        model_options={"tc-test.gamma": [1, 4], "latent_dim": 2},
+    )
+    assert gammas(planned, "tc-test-mlp") == [1.0, 4.0] and gammas(planned, "disc-test-mlp") == [
+        35.0
+    ]
+
+
+def test_run_ids_stay_as_they_were():
+    """Runs already stored keep their ids: plain options name runs as before, and a scoped
+    value is just the model's option (the same run as the plain spelling)."""
+    runs = plan(
+        [
+            Grid(
+                models=["beta-vae-mlp", "vae-mlp", "ae-cnn"],
+                datasets=["digits"],
+                model_options={"beta": "0.5,4", "latent_dim": [2], "gaussian_var": ["0.25"]},
+                seeds=[1],
+            ),
+            Grid(models=["vae-mlp"], datasets=["digits"]),
+        ],
+        device="cpu",
+    )
+    assert [r.run_id for r in runs] == [
+        "digits_beta-vae-mlp_z2_gaussian-var0.25_beta0.5_s1_06f7f8f81c",
+        "digits_beta-vae-mlp_z2_gaussian-var0.25_beta4_s1_39f63e9aa2",
+        "digits_vae-mlp_z2_gaussian-var0.25_s1_87e81b8caa",
+        "digits_ae-cnn_z2_gaussian-var0.25_s1_ca92a509a2",
+        "digits_vae-mlp_z16_s0_04c2c09493",
+    ]
+    assert runs[0].label == "beta-vae-mlp on digits (z=2, gaussian_var=0.25, beta=0.5, seed 1)"
+    assert runs[0].shown_options == ("latent_dim", "gaussian_var", "beta")
+
+    def spelled(**opts):
+        grid = Grid(models=["beta-vae-mlp", "vae-mlp"], datasets=["digits"], model_options=opts)
+        return [(r.run_id, r.label, r.shown_options) for r in plan([grid], "cpu")]
+
+    assert spelled(**{"beta-vae.beta": "1,2"}) == spelled(beta="1,2")
+    assert spelled(**{"beta-vae-mlp.gaussian_var": "0.3"}) != spelled(gaussian_var="0.3")
+    assert spelled(**{"*.gaussian_var": "0.3"}) == spelled(gaussian_var="0.3")
