@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover  (names for type checkers; loaded lazily b
     )
     from aebench.catalog import metric_specs as list_metrics  # noqa: F401
     from aebench.datasets.base import ImageSet  # noqa: F401
-    from aebench.models.base import AutoEncoder, Encoding, ModelConfig  # noqa: F401
+    from aebench.models.base import AutoEncoder, Encoding, ModelConfig, StepInfo  # noqa: F401
     from aebench.runner import run  # noqa: F401
     from aebench.specs import (  # noqa: F401
         DatasetOption,
@@ -42,6 +42,7 @@ if TYPE_CHECKING:  # pragma: no cover  (names for type checkers; loaded lazily b
         MetricOption,
         MetricSpec,
         ModelSpec,
+        SamplerSpec,
     )
 
 _LAZY = {
@@ -64,6 +65,8 @@ _LAZY = {
     "MetricColumn": "aebench.specs",
     "MetricOption": "aebench.specs",
     "DatasetOption": "aebench.specs",
+    "SamplerSpec": "aebench.specs",
+    "StepInfo": "aebench.models.base",
 }
 _RENAMED = {"list_metrics": ("aebench.catalog", "metric_specs")}
 

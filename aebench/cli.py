@@ -237,6 +237,30 @@ def metrics_cmd(
     print("\n".join(lines).rstrip())
 
 
+@app.command("samplers")
+def samplers_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List samplers: where generated samples' latents come from, the suffix of their
+    sample-metric columns (fid<suffix>, kid<suffix>, ...) and the models they apply to."""
+    from aebench.catalog import sampler_specs
+
+    specs = sampler_specs()
+    if as_json:
+        _print_json([s.describe() for s in specs])
+        return
+    table = Table("name", "columns", "applies to", "plugin", "description")
+    table.columns[0].no_wrap = True
+    for s in specs:
+        table.add_row(s.name, f"fid{s.key_suffix}, ...", s.applies_text, s.plugin, s.description)
+    out.print(table)
+    out.print(
+        "Each run is evaluated with every sampler that applies to its model (a model's "
+        "`samplers` declaration narrows them); each gets its own FID, KID, precision, "
+        "recall, density, coverage and novelty columns."
+    )
+
+
 @app.command("plugins")
 def plugins_cmd(
     show_all: Annotated[bool, typer.Option("--all", help="Include built-in plugins.")] = False,
@@ -361,9 +385,12 @@ def run_cmd(
         typer.Option(
             "--model-option",
             "-o",
-            help="Set or sweep any model option: KEY=V1,V2 (repeatable; e.g. -o beta=0.5,4, "
-            "-o mmd_weight=1,10; list options: -o hidden_dims=[512,256],[1024]). "
-            "`aebench models NAME --options` lists them.",
+            help="Set or sweep any model option: [SCOPE.]KEY=V1,V2 (repeatable; e.g. "
+            "-o beta=0.5,4, -o mmd_weight=1,10; list options: -o hidden_dims=[512,256],[1024]). "
+            "Without a scope it applies to every selected model that has KEY (an error if they "
+            "mean different things by it); SCOPE (a family, a model name or a glob as --models "
+            "takes: -o factor-vae.gamma=40) limits it to those models and overrides a plain KEY "
+            "for them. `aebench models NAME --options` lists them.",
         ),
     ] = None,
     epochs: Annotated[
@@ -532,7 +559,13 @@ def run_cmd(
     ] = None,
     **metric_flags: Any,
 ) -> None:
-    from aebench.plan import Grid, parse_assignments, parse_dataset_options, parse_list
+    from aebench.plan import (
+        Grid,
+        parse_assignments,
+        parse_dataset_options,
+        parse_list,
+        parse_model_options,
+    )
     from aebench.progress import ConsoleProgress
     from aebench.runner import run_grids
 
@@ -546,7 +579,7 @@ def run_cmd(
         "hidden_dims": hidden_dims,
         "likelihood": likelihood,
         "seeds": parse_list("--seeds", seeds, int),
-        "model_options": parse_assignments("--model-option", model_option),
+        "model_options": parse_model_options("--model-option", model_option),
         "epochs": epochs,
         "batch_size": batch_size,
         "lr": lr,

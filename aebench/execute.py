@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from aebench.catalog import create_model
+from aebench.catalog import create_model, model_spec
 from aebench.data import DataCache, RunData, shared_cache
 from aebench.images import save_grid, save_run_images
 from aebench.metrics._util import encode_all
@@ -181,10 +181,11 @@ def train_and_evaluate(
     metrics = evaluate(ctx)
     metrics.update(
         regulariser=model.regulariser,
-        objective=model.objective_label(),
+        objective=objective_text(run.model, model),
         latent_kind=model.latent_kind,
         sampler=model.prior_description,
         best_epoch=result.best_epoch,
+        optimizers=result.optimizers,
         train_seconds=result.seconds,
         eval_seconds=time.perf_counter() - t0,
         device=str(on) + (f" ({torch.cuda.get_device_name()})" if on.type == "cuda" else ""),
@@ -192,6 +193,18 @@ def train_and_evaluate(
         versions=versions(),
     )
     writer.metrics(metrics)
+
+
+def objective_text(name: str, model: AutoEncoder) -> str:
+    """The objective the model trains, with the values of the options its spec names
+    as changing it: ``"β-ELBO, β=4.0"``. Stored, so that the leaderboard keeps
+    objectives apart even when the plugin that defined them is gone."""
+    text = model.objective_label()
+    options = model.config.to_dict()
+    for option, label in model_spec(name).objective_options:
+        if option in options:
+            text += f", {label}={options[option]}"
+    return text
 
 
 def deterministic_cuda(on: bool) -> None:

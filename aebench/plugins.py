@@ -1,6 +1,6 @@
 """The plugin manager: built-in plugins, entry points, and isolation of broken plugins.
 
-Built-in models and datasets are plugins too: the modules in
+Built-in models, datasets, samplers and metrics are plugins too: the modules in
 :data:`DEFAULT_PLUGINS` are registered with the same hooks third-party packages
 implement. External plugins are found through the ``aebench`` entry-point
 group. Everything loads once, lazily, on first use.
@@ -31,6 +31,7 @@ from aebench.specs import (
     DatasetSpec,
     MetricSpec,
     ModelSpec,
+    SamplerSpec,
     with_model_columns,
 )
 
@@ -41,11 +42,25 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "aebench.models.ae",
     "aebench.models.vae",
     "aebench.models.beta_vae",
+    "aebench.models.beta_tcvae",
+    "aebench.models.factor_vae",
+    "aebench.models.annealed_vae",
+    "aebench.models.dip_vae",
+    "aebench.models.info_vae",
+    "aebench.models.wae_mmd",
+    "aebench.models.rae",
+    "aebench.models.iwae",
+    "aebench.models.vamp",
+    "aebench.models.vq_vae",
     "aebench.datasets.mnist",
     "aebench.datasets.svhn",
     "aebench.datasets.digits",
     "aebench.datasets.folder",
     "aebench.datasets.dsprites",
+    "aebench.samplers.prior",
+    "aebench.samplers.expost",
+    "aebench.samplers.twostage",
+    "aebench.samplers.codes",
     "aebench.metrics.losses",
     "aebench.metrics.reconstruction",
     "aebench.metrics.fid",
@@ -99,6 +114,7 @@ class Plugins:
         self.models: Registry[ModelSpec] = Registry("model", "see `aebench models`")
         self.datasets: Registry[DatasetSpec] = Registry("dataset", "see `aebench datasets`")
         self.metrics: Registry[MetricSpec] = _metric_registry()
+        self.samplers: Registry[SamplerSpec] = _sampler_registry()
         for modname in DEFAULT_PLUGINS:
             module = importlib.import_module(modname)
             self._add(module, modname, PluginInfo(modname, "aebench", __version__, True))
@@ -183,9 +199,11 @@ class Plugins:
         self.models = Registry("model", "see `aebench models`")
         self.datasets = Registry("dataset", "see `aebench datasets`")
         self.metrics = _metric_registry()
+        self.samplers = _sampler_registry()
         for hook, registry in (
             ("register_models", self.models),
             ("register_datasets", self.datasets),
+            ("register_samplers", self.samplers),
             ("register_metrics", self.metrics),
         ):
             self._call_each(hook, registry)
@@ -246,6 +264,21 @@ def _check_metric(existing: list[MetricSpec], spec: MetricSpec) -> None:
                     f"metric {what} {clash[0]!r} is declared twice: by metric {other.name!r} "
                     f"({other.plugin or '?'}) and by metric {spec.name!r} ({spec.plugin or '?'})"
                 )
+
+
+def _sampler_registry() -> Registry[SamplerSpec]:
+    return Registry("sampler", "see `aebench samplers`", check=_check_sampler)
+
+
+def _check_sampler(existing: list[SamplerSpec], spec: SamplerSpec) -> None:
+    """Metric keys carry the sampler's suffix: two samplers may not share one."""
+    for other in existing:
+        if other.key_suffix == spec.key_suffix:
+            raise DuplicateNameError(
+                f"sampler suffix {spec.key_suffix!r} is declared twice: by sampler "
+                f"{other.name!r} ({other.plugin or '?'}) and by sampler {spec.name!r} "
+                f"({spec.plugin or '?'})"
+            )
 
 
 _plugins: Plugins | None = None

@@ -6,7 +6,8 @@ callback they receive in a hook; they never touch a registry directly.
 * :class:`ModelSpec`: a model (its options are the fields of ``config_cls``);
 * :class:`DatasetSpec` with its :class:`DatasetOption` s;
 * :class:`MetricSpec` with the :class:`MetricColumn` s it writes and the
-  :class:`MetricOption` s (sample budgets) it reads.
+  :class:`MetricOption` s (sample budgets) it reads;
+* :class:`SamplerSpec`: where generated samples' latents come from.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from aebench.options import Option, convert
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    import torch
 
     from aebench.datasets.base import ImageSet
     from aebench.metrics.context import EvalContext, MetricSetup
@@ -384,6 +387,82 @@ class MetricSpec:
             "applies_to": self.applies_text,
             "columns": [c.describe() for c in self.columns],
             "options": [o.describe() for o in self.options],
+            "plugin": self.plugin,
+        }
+
+
+# -- samplers ---------------------------------------------------------------------
+_SUFFIX_RE = re.compile(r"^(_[a-z][a-z0-9_]*)?$")
+
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    """A sampler: where the latents of a model's generated samples come from.
+
+    ``fit(context)`` runs once per evaluation, after the model has trained, with
+    the :class:`~aebench.metrics.context.EvalContext` (model, training images,
+    their cached latent means ``context.latents("train")``, device, run seed,
+    ``on_event``; training a density with gradients is fine, seeded with
+    ``context.seed``). It returns ``draw(n, generator) -> (n, d)`` latents, which
+    ``model.decode`` turns into images (draw every random number from
+    ``generator``, on ``generator.device``, so samples are repeatable), or None
+    for the model's own ``sample``.
+
+    ``applies(model)``: whether it applies to a model (by its declarations:
+    ``latent_kind``, ``has_prior``); ``applies_text`` says it in words. A model
+    whose ``samplers`` names some samplers gets only those (of those that apply).
+    ``suffix``: the suffix of its metric keys (``fid_expost``, ``kid_expost``,
+    ...; default ``_<name>``; ``""`` only for the prior sampler, whose values are
+    the plain ``fid``, ``kid``, ...). ``label``: its short name in column labels
+    (``FID (ex-post GMM)``). ``description``: what its samples are, a noun phrase
+    that column definitions quote ("samples decoded from ... "); ``describe_model(model)``
+    (optional): the exact density for one model, stored beside each value as
+    ``fid<suffix>_sampler`` (default ``description``); the leaderboard compares
+    sample metrics only between runs whose stored samplers are equal.
+    """
+
+    name: str
+    fit: Callable[[EvalContext], Callable[[int, torch.Generator], torch.Tensor] | None]
+    label: str = ""
+    description: str = ""
+    suffix: str | None = None
+    applies: Callable[[AutoEncoder], bool] | None = field(default=None, compare=False)
+    applies_text: str = "every model"
+    describe_model: Callable[[AutoEncoder], str] | None = field(default=None, compare=False)
+    plugin: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        check_name("sampler", self.name)
+        if self.suffix is None:
+            object.__setattr__(self, "suffix", "_" + re.sub(r"[^a-z0-9]+", "_", self.name))
+        if not isinstance(self.suffix, str) or not _SUFFIX_RE.match(self.suffix):
+            raise ValueError(
+                f"sampler {self.name!r}: suffix {self.suffix!r} must be '' or look like '_name'"
+            )
+        if not self.label:
+            object.__setattr__(self, "label", self.name)
+
+    @property
+    def key_suffix(self) -> str:
+        """``suffix``, resolved (never None)."""
+        return self.suffix or ""
+
+    def applies_to(self, model: AutoEncoder) -> bool:
+        """Whether this sampler applies to ``model`` (``applies``; default: every model)."""
+        return self.applies is None or bool(self.applies(model))
+
+    def description_for(self, model: AutoEncoder) -> str:
+        """What ``model``'s samples of this sampler are drawn from (``describe_model``)."""
+        return self.describe_model(model) if self.describe_model is not None else self.description
+
+    def describe(self) -> dict[str, Any]:
+        """What ``aebench samplers --json`` prints."""
+        return {
+            "name": self.name,
+            "label": self.label,
+            "suffix": self.key_suffix,
+            "description": self.description,
+            "applies_to": self.applies_text,
             "plugin": self.plugin,
         }
 

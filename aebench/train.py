@@ -83,6 +83,21 @@ class TrainResult:
     history: list[dict[str, float]]
     best_epoch: int
     seconds: float
+    optimizers: list[str] = field(default_factory=list)
+    """Each optimiser the model configured, in words (:func:`describe_optimizer`)."""
+
+
+def describe_optimizer(optimizer: torch.optim.Optimizer) -> str:
+    """``"Adam(lr=0.001, betas=(0.9, 0.999)) over 12,345 parameters"``: its class, the
+    settings of its first parameter group that a paper would name, and its size."""
+    group = optimizer.param_groups[0] if optimizer.param_groups else {}
+    settings = ", ".join(
+        f"{k}={tuple(group[k]) if isinstance(group[k], list) else group[k]}"
+        for k in ("lr", "betas", "momentum", "weight_decay")
+        if k in group and (group[k] or k == "lr")  # zero momentum / decay: not worth a word
+    )
+    size = sum(p.numel() for g in optimizer.param_groups for p in g["params"])
+    return f"{type(optimizer).__name__}({settings}) over {size:,} parameters"
 
 
 @torch.no_grad()
@@ -204,4 +219,5 @@ def fit(
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
-    return TrainResult(history, best_epoch, time.perf_counter() - started)
+    described = [describe_optimizer(o) for o in optimizers]
+    return TrainResult(history, best_epoch, time.perf_counter() - started, described)

@@ -96,7 +96,7 @@ def brightness():
 def test_builtin_metrics_register_through_the_hook():
     builtin = [s for s in metric_specs() if s.plugin.endswith("(built-in)")]
     names = [s.name for s in builtin]
-    assert names[:5] == ["losses", "reconstruction", "fid", "samples", "nll"]
+    assert names[:6] == ["losses", "batch-terms", "reconstruction", "fid", "samples", "nll"]
     assert names[-1] == "cost"
     assert {"probe", "latent"} <= set(names)
     info = get_plugins().infos["aebench.metrics.fid"]

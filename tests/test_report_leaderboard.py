@@ -115,7 +115,7 @@ def test_not_applicable_and_missing_cells(ctx: dict[str, Any]) -> None:
     for key in AE_NOT_APPLICABLE:
         cell = ae["cells"][key]
         assert cell["na"] and cell["text"] == "—" and cell["n"] == 0 and not cell["best"]
-        assert cell["title"] == "not applicable to this model"
+        assert cell["title"].startswith("not applicable to this model: it applies to ")
     fid = ae["cells"]["fid:inception:10000"]
     assert fid["text"] == "—" and not fid["na"] and fid["title"] == "not computed"
     vae = _row(ds, "vae-cnn")["cells"]["test_reg"]
@@ -224,7 +224,11 @@ def test_format_1_runs_still_render(tmp_path: Path) -> None:
     assert ae["label"] == "ae-cnn latent_dim=16"
     assert beta["label"] == "beta-vae-cnn latent_dim=16 beta=4"
     reg = ae["cells"]["test_reg"]
-    assert reg["na"] and reg["text"] == "—" and reg["title"] == "not applicable to this model"
+    assert (
+        reg["na"]
+        and reg["text"] == "—"
+        and reg["title"].startswith("not applicable to this model: it applies to models with")
+    )
     assert ae["cells"]["nll"]["na"] and beta["cells"]["test_reg"]["text"] == "13.49"
     fid = "fid:aebench-classifier:fashion-mnist:v1:a8007d7be041:5000"
     assert [r["cells"][fid]["text"] for r in (ae, beta)] == ["13.81", "46.59"]

@@ -54,7 +54,7 @@ def test_index_content(site: Path) -> None:
     assert len(re.findall(r'<td class="num g-[a-z]+(?: lead)? best"', html)) >= 5
     assert re.search(
         r'<td class="num g-likelihood[a-z ]* na" data-group="likelihood" data-sort="" '
-        r'title="not applicable to this model">—<',
+        r'title="not applicable to this model: it applies to [^"]+">—<',
         html,
     )
     assert "Failed or unfinished runs (1)" in html

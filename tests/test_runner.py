@@ -200,7 +200,7 @@ def test_diverging_model_is_recorded_as_failed_and_others_continue(cli, tmp_path
         (("--datasets", "folder:{flat}", "--fid-samples", "10"), "has no class labels"),
         (("--datasets", "folder:{empty}"), "does not exist"),
         (("--betas", "4"), "model option 'beta': none of the selected models (vae-mlp) has it"),
-        (("-o", "beta=1,2"), "beta-vae-mlp, beta-vae-cnn do"),
+        (("-o", "beta=1,2"), "beta-vae-mlp, beta-vae-cnn, beta-tcvae-mlp, beta-tcvae-cnn do"),
         (("--models", "beta-vae-mlp", "-o", "bta=1"), "unknown model option 'bta' (did you"),
         (("-o", "latent_dim=2,x"), "option latent_dim: expected an integer, got 'x'"),
         (("-o", "latent_dim"), "--model-option: expected KEY=VALUE"),

@@ -11,7 +11,10 @@
 * **Posterior collapse**: ``collapsed_fraction`` is the share of dimensions
   whose KL is below 0.01 nats: their posterior equals the prior for every
   image, so the decoder ignores them. :data:`COLLAPSE_FLAG` and above is
-  flagged as posterior collapse.
+  flagged as posterior collapse. Same models as the KL per dimension.
+
+Discrete latents (``latent_kind == "discrete"``) have neither: their codes are
+indices, and the vectors the decoder reads are codebook entries.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from aebench.metrics.context import hook
+from aebench.models.base import overrides
 from aebench.specs import ColumnFlag, MetricColumn, MetricSpec
 
 if TYPE_CHECKING:
@@ -47,13 +51,26 @@ def kl_per_dim(means: torch.Tensor, logvars: torch.Tensor) -> torch.Tensor:
     return (0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)).mean(dim=0)
 
 
+def standard_gaussian(ctx: EvalContext) -> bool:
+    """Whether the run's model has a Gaussian encoder and the N(0, I) prior."""
+    return (
+        ctx.model.latent_kind == "gaussian"
+        and not overrides(ctx.model, "log_prior")
+        and ctx.encodings("test")[1] is not None
+    )
+
+
+def continuous(ctx: EvalContext) -> bool:
+    return ctx.model.latent_kind != "discrete"
+
+
 def compute(ctx: EvalContext) -> dict[str, Any]:
     means, logvars = ctx.encodings("test")
     out: dict[str, Any] = {
         "active_units": active_units(means),
         "latent_variance": [round(v, 6) for v in means.double().var(dim=0).tolist()],
     }
-    if logvars is not None:
+    if logvars is not None and standard_gaussian(ctx):
         per_dim = kl_per_dim(means, logvars)
         out["kl_per_dim"] = [round(v, 6) for v in per_dim.tolist()]
         out["collapsed_fraction"] = float((per_dim < KL_THRESHOLD).double().mean())
@@ -76,6 +93,8 @@ METRIC = MetricSpec(
             None,
             "Latent dimensions whose posterior mean varies over the test set (variance > 0.01)",
             integer=True,
+            applies_to=continuous,
+            applies_text="models with continuous latents (not discrete codes)",
         ),
         MetricColumn(
             "collapsed_fraction",
@@ -84,8 +103,9 @@ METRIC = MetricSpec(
             None,
             "Share of latent dimensions with KL < 0.01 nats (posterior = prior: unused); "
             f"{COLLAPSE_FLAG:g} or more is flagged as posterior collapse",
-            applies_to=lambda ctx: ctx.encodings("test")[1] is not None,
-            applies_text="models with a Gaussian encoder (the VAE families)",
+            applies_to=standard_gaussian,
+            applies_text="models with a Gaussian encoder and the N(0, I) prior (the VAE "
+            "families; not a learned or mixture prior)",
             flag=ColumnFlag(
                 "collapse",
                 "posterior collapse",

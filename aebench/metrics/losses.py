@@ -118,7 +118,7 @@ METRIC = MetricSpec(
             "nats",
             None,
             "The family's per-image regulariser: KL(q(z|x) || p(z)) for VAEs",
-            applies_to=_has("reg"),
+            applies_to=lambda ctx: ctx.model.regulariser != "none" and _has("reg")(ctx),
             applies_text="models with a per-image regulariser (not a plain AE)",
         ),
         MetricColumn(

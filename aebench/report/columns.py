@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from aebench.catalog import metric_specs
+from aebench.catalog import metric_specs, sampler_specs
 from aebench.plugins import get_plugins
 from aebench.report.format import number
 from aebench.specs import GROUPS
@@ -80,6 +80,9 @@ class Column:
     compare_by: tuple[str, ...] = ()
     lead: bool = False
     source: str = ""
+    applies: str = ""
+    """To which runs the column applies, in words (its ``applies_text``): the reason
+    a cell says "n/a"."""
 
     @property
     def arrow(self) -> str:
@@ -129,12 +132,14 @@ def facet(name: str, metric: str, record: RunRecord) -> str:
     """One facet of a run that decides what its ``metric`` value can be compared with.
 
     ``likelihood``: the decoder likelihood (with its variance when Gaussian);
-    ``objective``: the objective the model declares it trains (stored as
-    ``objective``; runs stored before it was declared give their regulariser),
-    and the options its model spec names as changing the objective
-    (``ModelSpec.objective_options``: β for the β-VAE); ``sampler``: what the
-    metric's samples were decoded from (the prior or the ex-post mixture, as
-    stored: ``fid_sampler`` / ``fid_expost_sampler``).
+    ``objective``: the objective the model declares it trains with the values of
+    the options its model spec names as changing it (``ModelSpec.objective_options``:
+    β for the β-VAE), as stored in ``objective``; for runs stored before that,
+    the regulariser and those options' values from the registry; ``sampler``: what the
+    metric's samples were decoded from (the prior, the ex-post mixture, the
+    two-stage VAE, ..., as stored: ``fid_sampler``, ``fid_expost_sampler``, ...;
+    the sampler is known by the suffix of the metric's key, see
+    :func:`sampler_suffix`).
     """
     config, metrics = record.config or {}, record.metrics or {}
     options = {**(config.get("model_config") or {}), **(config.get("resolved_model_config") or {})}
@@ -144,19 +149,38 @@ def facet(name: str, metric: str, record: RunRecord) -> str:
             likelihood += f" (var {options['gaussian_var']})"
         return likelihood
     if name == "objective":
-        objective = str(metrics.get("objective") or metrics.get("regulariser") or "?")
+        if metrics.get("objective"):  # stored with its options' values
+            return str(metrics["objective"])
+        objective = str(metrics.get("regulariser") or "?")
         if objective not in ("none", "?"):
             for option, label in objective_options(str(config.get("model", ""))):
                 if option in options:
                     objective += f", {label}={options[option]}"
         return objective
     if name == "sampler":
-        expost = metric.endswith("_expost")
-        for key in (f"{metric}_sampler", "fid_expost_sampler" if expost else "fid_sampler"):
+        sfx = sampler_suffix(metric, metrics)
+        for key in (f"{metric}_sampler", f"fid{sfx}_sampler"):
             if metrics.get(key):
                 return str(metrics[key])
-        return "ex-post" if expost else str(metrics.get("sampler") or "prior")
+        if sfx:
+            return "ex-post" if sfx == "_expost" else sfx[1:]
+        return str(metrics.get("sampler") or "prior")
     return str(options.get(name, metrics.get(name, config.get(name))))
+
+
+def sampler_suffix(metric: str, metrics: Mapping[str, Any] | None = None) -> str:
+    """The sampler suffix of a sample metric's key (``"_expost"`` for ``kid_expost``;
+    ``""`` for the prior's plain keys): the longest suffix of a registered sampler,
+    or of a sampler the run stored values for (``fid<suffix>_sampler``), that
+    ``metric`` ends with."""
+    suffixes = {s.key_suffix for s in sampler_specs()}
+    for key in metrics or {}:
+        if key.startswith("fid_") and key.endswith("_sampler"):
+            suffixes.add(key[len("fid") : -len("_sampler")])
+    for sfx in sorted(suffixes - {""}, key=len, reverse=True):
+        if metric.endswith(sfx) and len(metric) > len(sfx):
+            return sfx
+    return ""
 
 
 def objective_options(model: str) -> tuple[tuple[str, str], ...]:
@@ -247,7 +271,8 @@ def columns_for(
 
     specs = list(metric_specs() if specs is None else specs)
     columns: list[Column] = []
-    for source, spec in ((s.name, c) for s in specs for c in s.columns):
+    for metric, spec in ((s, c) for s in specs for c in s.columns):
+        source = metric.name
         having = [r for r in records if number((r.metrics or {}).get(spec.key)) is not None]
         if not having:
             continue
@@ -261,6 +286,8 @@ def columns_for(
             "integer": spec.integer,
             "compare_by": COMPARE_BY.get(spec.group or UNKNOWN_GROUP, ()),
             "source": source,
+            "applies": spec.applies_text
+            or (metric.applies_text if metric.applies_to is not None else ""),
         }
         if not spec.split_by:
             columns.append(Column(key=spec.key, **base))
@@ -300,8 +327,9 @@ def _group_rank(group: str) -> int:
 
 def mark_leads(columns: Sequence[Column]) -> list[Column]:
     """``lead`` set on the first ranked column of each metric (all its split variants
-    and its ``_expost`` twin), for at most :data:`LEADS_PER_GROUP` metrics a group; a
-    group without a ranked column leads with its first column."""
+    and its twins for the other samplers: ``fid_expost``, ``fid_twostage``, ... lead
+    with ``fid``), for at most :data:`LEADS_PER_GROUP` metrics a group; a group
+    without a ranked column leads with its first column."""
     from dataclasses import replace
 
     leads: dict[str, dict[str, str]] = {}  # group -> {metric spec: lead column's metric}
@@ -315,8 +343,12 @@ def mark_leads(columns: Sequence[Column]) -> list[Column]:
     for col in columns:
         leads.setdefault(col.group, {col.source or col.metric: col.metric})
 
+    def base(metric: str) -> str:  # the key without its sampler suffix: fid_expost -> fid
+        sfx = sampler_suffix(metric)
+        return metric[: -len(sfx)] if sfx else metric
+
     def lead(col: Column) -> bool:  # a sampler's twin column (fid_expost) leads with fid
         chosen = leads[col.group].values()
-        return col.metric in chosen or col.metric.removesuffix("_expost") in chosen
+        return col.metric in chosen or base(col.metric) in {base(m) for m in chosen}
 
     return [replace(c, lead=lead(c)) for c in columns]

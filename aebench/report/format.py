@@ -18,6 +18,14 @@ from aebench.report.stats import CONFIDENCE, t_interval
 
 MISSING = "—"
 NOT_APPLICABLE_TITLE = "not applicable to this model"
+
+
+def not_applicable_title(applies: str = "") -> str:
+    """Why a value is "n/a": :data:`NOT_APPLICABLE_TITLE`, and to which runs the
+    column applies when its metric says (``MetricColumn.applies_text``)."""
+    return f"{NOT_APPLICABLE_TITLE}: it applies to {applies}" if applies else NOT_APPLICABLE_TITLE
+
+
 NOT_COMPUTED_TITLE = "not computed"
 
 

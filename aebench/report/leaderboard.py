@@ -41,6 +41,7 @@ from aebench.report.format import (
     NOT_COMPUTED_TITLE,
     aggregate,
     fmt_option,
+    not_applicable_title,
     number,
     slugify,
     sort_value,
@@ -189,6 +190,7 @@ def cell(
     values: Sequence[tuple[float | None, str | None]],
     integer: bool = False,
     seeds: Sequence[Any] | None = None,
+    applies: str = "",
 ) -> dict:
     """A seed aggregate for one column; without a value, ``title`` says why
     (not applicable only when it applies to none of the seeds). ``seeds``: the
@@ -199,7 +201,7 @@ def cell(
     if out["n"] == 0:
         whys = [why for _, why in values if why]
         why = "na" if out["na"] else "other" if "other" in whys else "missing"
-        out["title"] = WHY[why]
+        out["title"] = not_applicable_title(applies) if why == "na" else WHY[why]
     return out
 
 
@@ -316,6 +318,7 @@ def dataset_leaderboard(
                         [col.value(r) for r in members],
                         col.integer,
                         seeds=[r.config.get("seed", r.run_id) for r in members],
+                        applies=col.applies,
                     )
                     for col in columns
                 },

@@ -17,12 +17,12 @@ from aebench.catalog import metric_specs
 from aebench.report.columns import split_text, unknown_keys
 from aebench.report.format import (
     MISSING,
-    NOT_APPLICABLE_TITLE,
     NOT_COMPUTED_TITLE,
     fmt_integer,
     fmt_option,
     fmt_seconds,
     fmt_value,
+    not_applicable_title,
     number,
 )
 from aebench.report.leaderboard import UNKNOWN_DATASET, config_label, model_options
@@ -68,6 +68,7 @@ SHOWN_METRIC_VALUES = frozenset(
         "regulariser",
         "objective",
         "latent_kind",
+        "optimizers",
         "sampler",
         "device",
     }
@@ -115,6 +116,7 @@ def settings_sections(record: RunRecord) -> list[dict[str, Any]]:
         ("Objective", metrics.get("objective")),
         ("Regulariser", metrics.get("regulariser")),
         ("Latent", metrics.get("latent_kind")),
+        ("Optimisers", "; ".join(map(str, metrics.get("optimizers") or [])) or None),
         ("Samples decoded from", metrics.get("sampler")),
         ("Device", metrics.get("device")),
         ("Train time", fmt_seconds(number(metrics.get("train_seconds")))),
@@ -162,7 +164,7 @@ def metric_rows(record: RunRecord, specs: list[Any] | None = None) -> list[dict[
                 "arrow": col.arrow,
                 "value": (fmt_integer if col.integer else fmt_value)(value),
                 "definition": col.definition,
-                "title": NOT_APPLICABLE_TITLE
+                "title": not_applicable_title(col.applies_text)
                 if col.key in na
                 else NOT_COMPUTED_TITLE
                 if value is None
@@ -212,12 +214,14 @@ def is_expost(sampler: str) -> bool:
 
 def sampler_label(metrics: dict[str, Any]) -> str:
     """Short name of what a run's sample grid was decoded from: ``prior N(0, I)``,
-    ``ex-post GMM`` or ``ex-post Gaussian``."""
+    ``ex-post GMM``, ``ex-post Gaussian`` or, for discrete latents, ``codes: ...``."""
     sampler = str(metrics.get("sampler") or "")
     if not sampler:
         return "model samples"
     if is_expost(sampler):
         return "ex-post GMM" if "mixture" in sampler.lower() else "ex-post Gaussian"
+    if metrics.get("latent_kind") == "discrete":
+        return f"codes: {sampler}"
     return f"prior {sampler}"
 
 
@@ -231,6 +235,11 @@ def sampler_caption(metrics: dict[str, Any]) -> str:
         return (
             f"Ex-post samples: latents drawn from a {sampler} after training (this model "
             "has no prior of its own), then decoded."
+        )
+    if metrics.get("latent_kind") == "discrete":
+        return (
+            f"Samples: discrete codes drawn from {sampler}, then decoded (its sample "
+            "metrics use the code prior learned after training: the code prior columns)."
         )
     return (
         f"Prior samples: latents drawn from {sampler}, the prior the model was trained "
