@@ -30,7 +30,7 @@ from aebench.datasets.base import ImageSet, data_root, validation_split
 from aebench.errors import ConfigError, DataError
 from aebench.models.base import AutoEncoder
 from aebench.options import unknown_name_error
-from aebench.plugins import get_plugins
+from aebench.plugins import Plugins, get_plugins
 from aebench.profiles import PROFILES
 from aebench.specs import (
     DatasetSpec,
@@ -272,8 +272,10 @@ def metrics_markdown(specs: Iterable[MetricSpec] | None = None) -> str:
     """The metric and budget tables of README.md ("How to read the numbers"), as Markdown.
 
     ``aebench metrics --markdown`` prints them; a test keeps the README equal to them.
+    Default: the built-in metrics as aebench alone registers them (no third-party
+    plugin, whose models would add their families to the "applies to" texts).
     """
-    specs = metric_specs() if specs is None else list(specs)
+    specs = list(Plugins(load_entry_points=False).metrics) if specs is None else list(specs)
     best = {"min": "↓ lower", "max": "↑ higher", None: "—"}
     lines = [
         "| column | label | unit | better | applies to | definition |",

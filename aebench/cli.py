@@ -196,7 +196,10 @@ def datasets_cmd(
 def metrics_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     as_markdown: Annotated[
-        bool, typer.Option("--markdown", help="The Markdown tables README.md shows.")
+        bool,
+        typer.Option(
+            "--markdown", help="The Markdown tables README.md shows (built-in metrics only)."
+        ),
     ] = False,
 ) -> None:
     """List the metrics every run is measured with: columns, units, direction, budgets."""
@@ -207,7 +210,7 @@ def metrics_cmd(
         _print_json([s.describe() for s in specs])
         return
     if as_markdown:
-        print(metrics_markdown(specs), end="")
+        print(metrics_markdown(), end="")
         return
     import shutil
     import textwrap

@@ -220,63 +220,7 @@ def test_iwae_chunking_shape_and_sampling_determinism() -> None:
     assert torch.equal(a, b) and bool(((a >= 0) & (a <= 1)).all())
 
 
-# -- the conformance suite catches broken models -----------------------------
-class _HalfKL(VAE):
-    """KL off by a factor of two."""
-
-    def loss_terms(self, x):
-        terms = super().loss_terms(x)
-        terms["reg"] = 2 * terms["reg"]
-        terms["total"] = terms["recon"] + terms["reg"]
-        return terms
-
-
-class _ColumnReg(VAE):
-    def loss_terms(self, x):
-        terms = super().loss_terms(x)
-        terms["recon"] = terms["recon"].unsqueeze(1)
-        return terms
-
-
-class _IgnoresK(VAE):
-    def log_likelihood(self, x, k=100, max_batch=4096):
-        return super().log_likelihood(x, k=1)
-
-
-class _UnusedParameter(AE):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.unused = torch.nn.Parameter(torch.zeros(3))
-
-
-class _PriorNotInState(AE):
-    """Keeps the fitted mixture means out of state_dict()."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        means = self._buffers.pop("prior_means")
-        self.register_buffer("prior_means", means, persistent=False)
-
-
-@pytest.mark.parametrize(
-    ("cls", "config_cls", "check", "message"),
-    [
-        (_HalfKL, VAEConfig, "regulariser", "analytic KL"),
-        (_ColumnReg, VAEConfig, "loss_terms", "loss_terms()['recon'] must have shape (B,)"),
-        (_ColumnReg, VAEConfig, "shapes", "loss_terms()['recon'] must have shape (B,)"),
-        (_IgnoresK, VAEConfig, "log_likelihood", "must grow with k"),
-        (_UnusedParameter, AEConfig, "gradients", "no gradient reaches parameter 'unused'"),
-        (_PriorNotInState, AEConfig, "state_dict", "must sample identically"),
-    ],
-)
-def test_conformance_suite_catches_broken_models(cls, config_cls, check, message) -> None:
-    spec = make_spec("broken-mlp", "broken", "mlp", cls, config_cls, "deliberately broken")
-    kwargs = {"input_shapes": [(1, 8, 8)]} if check == "shapes" else {}
-    with pytest.raises(AssertionError, match=r"^broken-mlp: ") as info:
-        testing.run_check(check, spec, **kwargs)
-    assert message in str(info.value)
-
-
+# -- the conformance suite (its broken models: tests/test_conformance_models.py) ------
 @pytest.mark.parametrize("beta", [0.0, 0.5, 4.0])
 def test_beta_weights_exactly_the_kl_term(beta: float) -> None:
     """β-VAE: total = recon + β·KL per image, and the bound (bits/dim) stays recon + KL."""
