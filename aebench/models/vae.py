@@ -108,7 +108,8 @@ class VAE(AutoEncoder):
         """IWAE bound ``log 1/k sum_i p(x, z_i) / q(z_i | x)``, z_i ~ q(z|x), per image (nats).
 
         Uses the full likelihood density (the same one ``recon`` is the negative
-        of). Draws are decoded ``max_batch`` images at a time to bound memory.
+        of) and the model's own prior ``log_prior`` (N(0, I) unless a family such
+        as the VampPrior VAE overrides it). Draws are decoded ``max_batch`` images at a time to bound memory.
         k = 1 is an unbiased estimate of the ELBO; the bound tightens as k grows.
         """
         if k < 1:
@@ -124,7 +125,8 @@ class VAE(AutoEncoder):
             logits = self.decoder(z.reshape(m * b, -1))
             x_rep = x.unsqueeze(0).expand(m, *x.shape).reshape(m * b, *x.shape[1:])
             log_px_z = -self.recon_nats(logits, x_rep).reshape(m, b)
-            log_w.append(log_px_z + gaussian_log_density(z) - gaussian_log_density(z, mean, logvar))
+            log_p = self.log_prior(z.reshape(m * b, -1)).reshape(m, b)  # the model's own prior
+            log_w.append(log_px_z + log_p - gaussian_log_density(z, mean, logvar))
         return torch.logsumexp(torch.cat(log_w, 0), dim=0) - math.log(k)
 
 

@@ -215,30 +215,6 @@ class VampVAE(VAE):
     def prior_description(self) -> str:
         return f"VampPrior: mixture of the posteriors of {self.n_components} learned pseudo-inputs"
 
-    @torch.no_grad()
-    def log_likelihood(
-        self, x: torch.Tensor, k: int = 100, max_batch: int = 4096
-    ) -> torch.Tensor | None:
-        """IWAE bound ``log 1/k sum_i p(x|z_i) p(z_i) / q(z_i|x)``, z_i ~ q(z|x), per image
-        (nats), with p(z) the VampPrior; draws decoded ``max_batch`` images at a time."""
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
-        b = x.shape[0]
-        mean, logvar = self.posterior(x)
-        prior_means, prior_logvars = self.prior_components()
-        std = torch.exp(0.5 * logvar)
-        chunk = max(1, max_batch // max(b, 1))
-        log_w: list[torch.Tensor] = []
-        for start in range(0, k, chunk):
-            m = min(chunk, k - start)
-            z = mean + std * torch.randn((m, *mean.shape), device=mean.device, dtype=mean.dtype)
-            flat = z.reshape(m * b, -1)
-            x_rep = x.unsqueeze(0).expand(m, *x.shape).reshape(m * b, *x.shape[1:])
-            log_px_z = -self.recon_nats(self.decoder(flat), x_rep).reshape(m, b)
-            log_p = log_mixture(flat, prior_means, prior_logvars).reshape(m, b)
-            log_w.append(log_px_z + log_p - gaussian_log_density(z, mean, logvar))
-        return torch.logsumexp(torch.cat(log_w, 0), dim=0) - math.log(k)
-
 
 @hookimpl
 def register_models(register: Callable[[ModelSpec], None]) -> None:
