@@ -109,7 +109,8 @@ class VAE(AutoEncoder):
 
         Uses the full likelihood density (the same one ``recon`` is the negative
         of) and the model's own prior ``log_prior`` (N(0, I) unless a family such
-        as the VampPrior VAE overrides it). Draws are decoded ``max_batch`` images at a time to bound memory.
+        as the VampPrior VAE overrides it). Draws are decoded ``max_batch`` images at
+        a time to bound memory.
         k = 1 is an unbiased estimate of the ELBO; the bound tightens as k grows.
         """
         if k < 1:
