@@ -13,6 +13,7 @@ import torch_fidelity
 from prdc import compute_prdc
 
 import aebench
+from aebench.images import to_uint8
 from aebench.metrics import fid
 from aebench.metrics import samples as sm
 from aebench.metrics._util import encode_all, fixed_indices
@@ -280,6 +281,27 @@ def test_ae_gets_only_expost_values_equal_to_its_own_samples(offline, digits):
     assert out["fid_sampler"] is None and out["fid_expost_sampler"] == ae.prior_description
     own = generate_samples(ae, 300, seed=5)
     assert out["fid_expost"] == fid.compute_fid(own, test, "classifier", train_set=train).value
+
+
+def test_reconstruction_fid_for_every_model_equals_torch_fidelity(offline, digits):
+    train, test = digits
+    # Replay reconstructs exactly: its value is the FID of the first n test images
+    exact = _evaluate(Replay(train.images[:300]), train, test)
+    first = test.images[:300]
+    direct = _torch_fidelity(offline, first, test.images)[torch_fidelity.KEY_METRIC_FID]
+    assert exact["fid_rec"] == pytest.approx(direct, rel=1e-5) and exact["fid_rec_images"] == 300
+    torch.manual_seed(0)
+    ae = aebench.create_model("ae-mlp", (1, 8, 8), latent_dim=2)  # untrained: blurry
+    ae.fit_prior(encode_all(ae, train)[0])
+    out = _evaluate(ae, train, test)
+    with torch.no_grad():
+        recon = to_uint8(ae.reconstruct(first.float() / 255))
+    direct = _torch_fidelity(offline, recon, test.images)[torch_fidelity.KEY_METRIC_FID]
+    assert out["fid_rec"] == pytest.approx(direct, rel=1e-5)
+    assert out["fid_rec"] > 10 * exact["fid_rec"]
+    # n is capped by the test split, and the column is there without any sampler
+    many = _evaluate(Replay(train.images), train, test, samplers=(), fid_samples=len(test) + 50)
+    assert many["fid_rec_images"] == len(test) and many["fid_rec"] is not None
 
 
 def test_switches_and_budgets(offline, digits):

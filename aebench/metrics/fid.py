@@ -42,7 +42,10 @@ samplers (:data:`SAMPLERS`); a sampler a plugin registers gets its values
 stored under its own suffix too (``fid<suffix>``, ``fid<suffix>_sampler``, and
 the twins of :mod:`aebench.metrics.samples`), in metrics.json and results.csv,
 and on the leaderboard as undeclared columns (labelled with their key, never
-ranked). Each sampler's samples go through the extractor once
+ranked). ``fid_rec`` is the FID of the reconstructions of the first
+``min(fid_samples, len(test))`` test images, for every model (Ghosh et al.
+2020, Table 1's "REC" beside each sampler's). Each sampler's samples go
+through the extractor once
 (:class:`EvalFeatures`); the other sample metrics read the same features.
 """
 
@@ -62,6 +65,7 @@ from torch.utils.data import Dataset
 from aebench.datasets.base import ImageSet, cache_dir
 from aebench.errors import ConfigError
 from aebench.images import to_uint8
+from aebench.metrics._util import eval_mode
 from aebench.metrics.context import MetricSetup, hook
 from aebench.progress import Message, Stage
 from aebench.samplers import codes, expost, prior, twostage
@@ -667,6 +671,28 @@ class EvalFeatures:
         """Features of the test split."""
         return self.reference(self.ctx.test)
 
+    def reconstruction_count(self) -> int:
+        """How many test images :meth:`reconstructions` reconstructs: the first
+        ``min(fid_samples, len(test))``."""
+        return min(self.n, len(self.ctx.test))
+
+    def reconstructions(self) -> torch.Tensor:
+        """Features of ``model.reconstruct`` of the first :meth:`reconstruction_count`
+        test images (quantised as the samples are)."""
+        key = "reconstructions"
+        if key not in self._features:
+            ctx, n = self.ctx, self.reconstruction_count()
+            parts = []
+            with eval_mode(ctx.model), torch.no_grad():
+                for i in range(0, n, ctx.batch_size):
+                    x = ctx.test.batch(slice(i, min(i + ctx.batch_size, n)), ctx.device)
+                    out = ctx.model.reconstruct(x)
+                    if not torch.isfinite(out).all():
+                        raise FloatingPointError("model reconstructions contain NaN or inf")
+                    parts.append(to_uint8(out).cpu())
+            self._features[key] = self.extract(torch.cat(parts))
+        return self._features[key]
+
     def cached(self, images: ImageSet, what: str, compute: Callable[[], Any]) -> Any:
         """``compute()``, a value derived from ``images``' features (their k-NN radii, say),
         kept in torch-fidelity's cache as ``<cache name>-<extractor>-<what>-<layer>``."""
@@ -689,13 +715,22 @@ class EvalFeatures:
     def fid(self, sampler: str) -> float:
         """FID of ``sampler``'s samples against the test split: torch-fidelity's
         statistics and Fréchet distance, as in :func:`compute_fid`."""
+        return self._fid(self.samples(sampler))
+
+    def fid_reconstructions(self) -> float:
+        """FID of the test reconstructions (:meth:`reconstructions`) against the test
+        split: Ghosh et al. (2020)'s "REC" column, the floor a sampler of this
+        decoder can reach."""
+        return self._fid(self.reconstructions())
+
+    def _fid(self, features: torch.Tensor) -> float:
         from torch_fidelity.metric_fid import (
             KEY_METRIC_FID,
             fid_features_to_statistics,
             fid_statistics_to_metric,
         )
 
-        stats = fid_features_to_statistics(self.samples(sampler))
+        stats = fid_features_to_statistics(features)
         return float(fid_statistics_to_metric(stats, self.test_statistics(), False)[KEY_METRIC_FID])
 
 
@@ -751,6 +786,7 @@ def sampler_column(
 
 
 FID_KEYS = (
+    "fid_rec",
     *(f"fid{s.key_suffix}" for s in SAMPLERS),
     *(f"fid{s.key_suffix}_sampler" for s in SAMPLERS),
     "fid_extractor",
@@ -760,8 +796,10 @@ FID_KEYS = (
     "fid_grayscale",
     "fid_feature_layer",
     "fid_prior",
+    "fid_rec_images",
 )
-"""The keys the metric stores: its columns (one per built-in sampler), then its details."""
+"""The keys the metric stores: its columns (test reconstructions, then one per built-in
+sampler), then its details."""
 
 
 def compute(ctx: EvalContext) -> dict[str, Any]:
@@ -777,6 +815,8 @@ def compute(ctx: EvalContext) -> dict[str, Any]:
     if not n:
         return out
     feats = eval_features(ctx)
+    out["fid_rec"] = feats.fid_reconstructions()
+    out["fid_rec_images"] = feats.reconstruction_count()
     for sampler in ctx.samplers():
         key = f"fid{sampler_suffix(ctx, sampler)}"
         out[key] = feats.fid(sampler)
@@ -878,20 +918,33 @@ METRIC = MetricSpec(
     group="samples",
     order=30,
     options=(SAMPLES, EXTRACTOR),
-    details=FID_KEYS[len(SAMPLERS) :],  # beside its columns
+    details=FID_KEYS[1 + len(SAMPLERS) :],  # beside its columns
     check=check,
     prepare=prepare,
-    columns=tuple(
-        sampler_column(
-            "fid",
-            "FID",
+    columns=(
+        MetricColumn(
+            "fid_rec",
+            "FID (test reconstructions)",
+            "",
             "min",
-            "Fréchet distance of feature statistics, {samples} vs the test split; "
-            "compares only within one extractor and n",
-            sampler,
+            "Fréchet distance of feature statistics, reconstructions of the first n test "
+            "images vs the test split (Ghosh et al. 2020's 'REC'): how near the "
+            "decoder comes to real images given a test image's code; compares only "
+            "within one extractor and n",
             split_by=SPLIT_BY,
-        )
-        for sampler in SAMPLERS
+        ),
+        *(
+            sampler_column(
+                "fid",
+                "FID",
+                "min",
+                "Fréchet distance of feature statistics, {samples} vs the test split; "
+                "compares only within one extractor and n",
+                sampler,
+                split_by=SPLIT_BY,
+            )
+            for sampler in SAMPLERS
+        ),
     ),
 )
 register_metrics = hook(METRIC)
