@@ -183,6 +183,7 @@ def train_and_evaluate(
         regulariser=model.regulariser,
         objective=objective_text(run.model, model),
         latent_kind=model.latent_kind,
+        objective_group=model.group(),
         sampler=model.prior_description,
         best_epoch=result.best_epoch,
         optimizers=result.optimizers,

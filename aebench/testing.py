@@ -30,7 +30,8 @@ declaration it does not make (a ``kl`` regulariser, a ``bound``, discrete codes,
 them (each function's docstring says more):
 
 * ``declarations``: the class attributes have allowed values: ``latent_kind`` one
-  of gaussian/deterministic/discrete, ``bound`` and ``samplers`` tuples of names,
+  of gaussian/deterministic/discrete, ``objective_group`` a known group or None,
+  ``bound`` and ``samplers`` tuples of names,
   ``batch_columns`` keyed ``test_<name>`` and distinct, an objective label.
 * ``meta_device``: the model builds under ``with torch.device("meta")``, as
   aebench builds every model when it plans a run (before anything trains): a
@@ -124,7 +125,13 @@ from aebench.files import write_json
 from aebench.metrics._util import batch_term_metrics, eval_mode, loss_metrics, seeded
 from aebench.metrics.context import NOT_APPLICABLE, EvalContext, MetricSetup
 from aebench.metrics.evaluate import evaluate
-from aebench.models.base import LATENT_KINDS, AutoEncoder, StepInfo, overrides
+from aebench.models.base import (
+    LATENT_KINDS,
+    OBJECTIVE_GROUPS,
+    AutoEncoder,
+    StepInfo,
+    overrides,
+)
 from aebench.profiles import PROFILES
 from aebench.specs import MetricColumn, MetricSpec, ModelSpec
 from aebench.train import TrainSettings, fit, train_step
@@ -280,7 +287,8 @@ def _scalar(t: Any) -> bool:
 # -- the checks --------------------------------------------------------------
 def check_declarations(spec_or_name: ModelSpec | str) -> None:
     """The declarations have allowed values: ``latent_kind`` one of
-    :data:`~aebench.models.base.LATENT_KINDS`; ``bound`` a tuple of term names;
+    :data:`~aebench.models.base.LATENT_KINDS`; ``objective_group`` None or one of
+    :data:`~aebench.models.base.OBJECTIVE_GROUPS`; ``bound`` a tuple of term names;
     ``samplers`` None or a tuple of names; ``has_prior`` a bool; ``batch_columns``
     :class:`~aebench.specs.MetricColumn` s keyed ``test_<name>``, each once; a
     non-empty objective label (``objective_name`` or ``regulariser``)."""
@@ -306,6 +314,12 @@ def check_declarations(spec_or_name: ModelSpec | str) -> None:
         isinstance(cls.has_prior, bool),
         spec,
         f"has_prior must be a bool, got {cls.has_prior!r}",
+    )
+    _require(
+        cls.objective_group is None or cls.objective_group in OBJECTIVE_GROUPS,
+        spec,
+        f"objective_group must be None or one of {', '.join(OBJECTIVE_GROUPS)}, "
+        f"got {cls.objective_group!r}",
     )
     label = cls.objective_label()
     _require(

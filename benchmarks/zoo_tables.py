@@ -2,13 +2,14 @@
 
     python benchmarks/zoo_tables.py OUT_DIR [--out FILE]
 
-Reads the runs stored under ``OUT_DIR`` (``aebench.results.collect``: the same
-rows as ``results.csv``) and prints, for each dataset, one table per objective
-group (:data:`GROUPS`): families are compared with the families whose training
-objective means the same thing. A model's own test loss is shown only within its
-group and never ranked across objectives; "n/a" is a value the metric does not
-define for that model (no prior, no likelihood bound, discrete codes), "–" one
-that was not measured. reports/README.md's zoo tables are this script's output
+Reads the finished runs stored under ``OUT_DIR`` (their metrics.json) and
+prints, for each dataset, one table per objective group
+(``aebench.models.base.OBJECTIVE_GROUPS``: each family's declaration, as the
+leaderboard groups its rows), so that families are read beside the families
+whose training objective means the same thing. A model's own test loss is its
+own objective: it compares only with itself across seeds. "n/a": the metric does
+not apply to the model (no prior, no per-image objective, no likelihood bound);
+"–": not measured. The zoo tables in reports/README.md are this script's output
 for the zoo suite.
 """
 
@@ -18,44 +19,7 @@ import argparse
 import math
 from collections.abc import Sequence
 from pathlib import Path
-
-import pandas as pd
-
-GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    (
-        "Likelihood bounds",
-        "the objective is a bound on -log p(x) (ELBO; the k-sample IWAE bound; the ELBO under "
-        "a VampPrior): test loss and NLL compare directly",
-        ("vae", "iwae", "vamp-vae"),
-    ),
-    (
-        "Weighted and penalised ELBOs (disentanglement)",
-        "the ELBO with its KL reweighted, split or penalised: each family's test loss is its "
-        "own objective, so only the NLL, reconstruction and sample metrics compare",
-        (
-            "beta-vae",
-            "beta-tcvae",
-            "factor-vae",
-            "annealed-vae",
-            "dip-vae-i",
-            "dip-vae-ii",
-            "info-vae",
-        ),
-    ),
-    (
-        "Deterministic, regularised autoencoders",
-        "no posterior and no prior: no NLL or KL; samples come from a density fitted to the "
-        "codes after training (ex-post GMM, two-stage VAE)",
-        ("ae", "rae-l2", "rae-gp", "wae-mmd"),
-    ),
-    (
-        "Discrete codes",
-        "codes from a learned codebook: no likelihood bound until a prior over codes is "
-        "learned; samples from a learned code prior",
-        ("vq-vae",),
-    ),
-)
-OTHER = ("Other families", "families this script does not place in a group", ())
+from typing import Any
 
 COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("test_total", "test loss (own objective)", 2),
@@ -82,16 +46,9 @@ DISENTANGLEMENT: tuple[tuple[str, str, int], ...] = (
 )
 
 
-def group_of(family: str) -> tuple[str, str, tuple[str, ...]]:
-    for group in GROUPS:
-        if family in group[2]:
-            return group
-    return OTHER
-
-
 def mean_sd(values: Sequence[float], decimals: int) -> str:
     """``12.34 ± 0.56`` (sample sd over seeds); one value alone; ``–`` for none."""
-    vals = [float(v) for v in values if v is not None and not pd.isna(v)]
+    vals = [float(v) for v in values if v is not None and not math.isnan(float(v))]
     if not vals:
         return "–"
     mean = sum(vals) / len(vals)
@@ -101,36 +58,31 @@ def mean_sd(values: Sequence[float], decimals: int) -> str:
     return f"{mean:.{decimals}f} ± {sd:.{decimals}f}"
 
 
-def _not_applicable(frame: pd.DataFrame, key: str) -> bool:
-    """Whether every run of ``frame`` stored ``key`` as not applicable."""
-    if "not_applicable" not in frame.columns:
-        return False
-    return all(key in str(v or "") for v in frame["not_applicable"])
+def tables(runs: Sequence[dict[str, Any]]) -> str:
+    """The Markdown of every dataset's tables from finished runs, each
+    ``{"dataset", "model", "group", "metrics"}`` (``metrics``: its metrics.json)."""
+    from aebench.models.base import OBJECTIVE_GROUPS
 
-
-def tables(frame: pd.DataFrame) -> str:
-    """The Markdown of every dataset's tables."""
-    done = frame[frame["status"] == "done"] if "status" in frame.columns else frame
     out: list[str] = []
-    for dataset in sorted(done["dataset"].unique()):
-        runs = done[done["dataset"] == dataset]
-        has_factors = "mig" in runs.columns and runs["mig"].notna().any()
+    for dataset in sorted({r["dataset"] for r in runs}):
+        on = [r for r in runs if r["dataset"] == dataset]
+        has_factors = any(r["metrics"].get("mig") is not None for r in on)
         columns = [*COLUMNS[:-1], *(DISENTANGLEMENT if has_factors else ()), COLUMNS[-1]]
         out.append(f"### {dataset}\n")
-        for title, meaning, _ in (*GROUPS, OTHER):
-            rows = runs[[group_of(str(f))[0] == title for f in runs["family"]]]
-            if rows.empty:
+        for name, (title, meaning) in OBJECTIVE_GROUPS.items():
+            rows = [r for r in on if r["group"] == name]
+            if not rows:
                 continue
-            shown = [c for c in columns if c[0] in rows.columns and rows[c[0]].notna().any()]
+            shown = [c for c in columns if any(r["metrics"].get(c[0]) is not None for r in rows)]
             out.append(f"**{title}**: {meaning}.\n")
             out.append("| model | seeds | " + " | ".join(h for _, h, _ in shown) + " |")
             out.append("|---|---|" + "---|" * len(shown))
-            for model in sorted(rows["model"].unique()):
-                cells = rows[rows["model"] == model]
+            for model in sorted({r["model"] for r in rows}):
+                cells = [r["metrics"] for r in rows if r["model"] == model]
                 values = []
                 for key, _, decimals in shown:
-                    text = mean_sd(list(cells[key]), decimals)
-                    if text == "–" and _not_applicable(cells, key):
+                    text = mean_sd([m.get(key) for m in cells], decimals)
+                    if text == "–" and all(key in (m.get("not_applicable") or ()) for m in cells):
                         text = "n/a"
                     values.append(text)
                 out.append(f"| {model} | {len(cells)} | " + " | ".join(values) + " |")
@@ -143,9 +95,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("out_dir", type=Path, help="an aebench run's --out folder")
     parser.add_argument("--out", type=Path, help="write the Markdown here (default: stdout)")
     args = parser.parse_args(argv)
-    from aebench.results import collect
+    from aebench.report.leaderboard import objective_group
+    from aebench.store import RunStore
 
-    text = tables(collect(args.out_dir))
+    runs = [
+        {
+            "dataset": str(r.config.get("dataset")),
+            "model": str(r.config.get("model")),
+            "group": objective_group(r),
+            "metrics": r.metrics or {},
+        }
+        for r in RunStore(args.out_dir).records(history=False)
+        if r.done
+    ]
+    text = tables(runs)
     if args.out:
         args.out.write_text(text + "\n", encoding="utf-8")
     else:

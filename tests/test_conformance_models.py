@@ -65,6 +65,10 @@ class _UnknownKind(AE):
     latent_kind = "continuous"
 
 
+class _UnknownGroup(AE):
+    objective_group = "elbo"
+
+
 class _ItemInInit(AE):
     """Reads a tensor's value in its constructor: fine on CPU, impossible on meta."""
 
@@ -275,6 +279,7 @@ class _PriorNotInState(AE):
 
 BROKEN = [
     ("declarations", _UnknownKind, "latent_kind must be one of gaussian, deterministic"),
+    ("declarations", _UnknownGroup, "objective_group must be None or one of likelihood"),
     ("meta_device", _ItemInInit, "cannot be built on PyTorch's meta device"),
     ("shapes", _ColumnRecon, "loss_terms()['recon'] must have shape (B,)"),
     ("loss_terms", _ColumnRecon, "loss_terms()['recon'] must have shape (B,)"),

@@ -157,8 +157,52 @@ def test_declarations_reach_the_store(contract_bench: Path) -> None:
 
     vae = _metrics(contract_bench, "vae-mlp")
     assert len(vae["optimizers"]) == 1
+    # a VAE subclass with its own objective is no longer in the VAE's group
+    assert (vae["objective_group"], adv["objective_group"]) == ("likelihood", "variational")
+    assert cpl["objective_group"] == "deterministic"  # from its latent kind
     for key in ("test_disc_accuracy", "test_moments"):
         assert vae[key] is None and key in vae["not_applicable"]
+
+
+PAPER_GROUPS = {
+    "likelihood": {"vae", "iwae", "vamp-vae"},
+    "penalised": {
+        "beta-vae", "beta-tcvae", "factor-vae", "annealed-vae", "dip-vae-i", "dip-vae-ii",
+        "info-vae",
+    },
+    "deterministic": {"ae", "rae-l2", "rae-gp", "wae-mmd"},
+    "discrete": {"vq-vae"},
+}  # fmt: skip
+"""Which built-in family trains on what kind of objective, as its paper defines it."""
+
+
+def test_built_in_families_declare_their_objective_group() -> None:
+    from aebench.models.base import OBJECTIVE_GROUPS
+
+    found: dict[str, set[str]] = {}
+    for spec in get_plugins().models:
+        if spec.plugin.endswith("(built-in)"):
+            group = aebench.create_model(spec.name, (1, 8, 8)).group()
+            found.setdefault(group, set()).add(spec.family)
+    assert found == PAPER_GROUPS
+    assert set(found) <= set(OBJECTIVE_GROUPS)
+
+
+def test_the_leaderboard_groups_rows_by_objective(contract_bench: Path) -> None:
+    ds = _dataset(_context(contract_bench), "digits")
+    assert [(r["model"], r["group"]) for r in ds["rows"]] == [
+        ("vae-mlp", "likelihood"),
+        ("adv-test-mlp", "variational"),
+        ("coupled-test-mlp", "deterministic"),
+    ]
+    assert [(g["name"], g["n"]) for g in ds["objective_groups"]] == [
+        ("likelihood", 1),
+        ("variational", 1),
+        ("deterministic", 1),
+    ]
+    page = (contract_bench / "site" / "index.html").read_text()
+    assert page.count('data-objective="deterministic"') == 1
+    assert '<option value="likelihood"' in page and "Likelihood bounds</dt>" in page
 
 
 def test_the_leaderboard_ranks_only_within_one_objective(contract_bench: Path) -> None:

@@ -271,6 +271,11 @@ def test_filters_and_column_groups(driver: Any, site: Path) -> None:
     assert [g.is_displayed() for g in galleries].count(True) == 1  # the gallery follows
     family.select_by_value("")
     assert _visible_rows(driver, table) == everyone
+    objective = Select(driver.find_element(By.ID, "filter-objective"))
+    objective.select_by_value("deterministic")  # the AE's group: the plain AE alone here
+    assert _visible_rows(driver, table) == ["ae"]
+    objective.select_by_value("")
+    assert _visible_rows(driver, table) == everyone
     dataset = Select(driver.find_element(By.ID, "filter-dataset"))
     dataset.select_by_value("fashion-mnist")
     assert not driver.find_element(By.ID, "ds-mnist").is_displayed()

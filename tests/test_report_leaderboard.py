@@ -220,7 +220,8 @@ def test_format_1_runs_still_render(tmp_path: Path) -> None:
     )
     (ds,) = _context(tmp_path)["datasets"]
     assert [o["name"] for o in ds["options"]] == ["latent_dim", "beta"]
-    ae, beta = ds["rows"]
+    beta, ae = ds["rows"]  # runs stored without a group: the registered model's
+    assert (beta["group"], ae["group"]) == ("penalised", "deterministic")
     assert ae["label"] == "ae-cnn latent_dim=16"
     assert beta["label"] == "beta-vae-cnn latent_dim=16 beta=4"
     reg = ae["cells"]["test_reg"]

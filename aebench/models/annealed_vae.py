@@ -119,6 +119,7 @@ def annealed_capacity(c_max: float, step: int, iteration_threshold: float) -> fl
 class AnnealedVAE(VAE):
     """A :class:`VAE` whose KL is pulled towards an annealed capacity C (see the module)."""
 
+    objective_group: ClassVar[str | None] = "penalised"
     family: ClassVar[str] = "annealed-vae"
     objective_name: ClassVar[str] = "AnnealedVAE: recon + γ·|KL − C|"
     bound: ClassVar[tuple[str, ...]] = ("recon", "reg")  # reg: the exact per-image KL

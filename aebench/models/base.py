@@ -28,8 +28,10 @@ parameter groups, warm-up and annealing live in the family.
 What it *declares* (class attributes the metrics and the leaderboard read):
 ``objective_name`` (the leaderboard compares and marks best only within one),
 ``bound`` (the per-image terms whose sum bounds -log p(x): bits/dim),
-``latent_kind`` (``gaussian``, ``deterministic`` or ``discrete``), ``has_prior``
-and ``samplers``. The plugin guide (README) lists what each one changes.
+``latent_kind`` (``gaussian``, ``deterministic`` or ``discrete``),
+``objective_group`` (which families it is read beside: :data:`OBJECTIVE_GROUPS`),
+``has_prior`` and ``samplers``. The plugin guide (README) lists what each one
+changes.
 """
 
 from __future__ import annotations
@@ -51,6 +53,36 @@ if TYPE_CHECKING:
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 LATENT_KINDS = ("gaussian", "deterministic", "discrete")
+OBJECTIVE_GROUPS: dict[str, tuple[str, str]] = {
+    "likelihood": (
+        "Likelihood bounds",
+        "the objective is a bound on -log p(x) (the ELBO; the k-sample IWAE bound; the ELBO "
+        "under a VampPrior): losses, bits/dim and NLL compare directly",
+    ),
+    "penalised": (
+        "Weighted and penalised ELBOs",
+        "the ELBO with its KL reweighted, split or penalised (the disentanglement families): "
+        "each family's loss is its own objective; NLL, reconstructions and samples compare",
+    ),
+    "variational": (
+        "Other variational families",
+        "Gaussian posteriors whose family declares no objective group",
+    ),
+    "deterministic": (
+        "Deterministic autoencoders",
+        "codes without a posterior or prior (plain, regularised, Wasserstein): no NLL or KL; "
+        "samples come from a density fitted to the codes after training",
+    ),
+    "discrete": (
+        "Discrete codes",
+        "codes from a learned codebook: no likelihood bound without a prior over codes; "
+        "samples come from a code prior learned after training",
+    ),
+}
+"""Objective groups: ``name: (title, what its members share)``. A family declares
+its group (:attr:`AutoEncoder.objective_group`); the leaderboard and
+``benchmarks/zoo_tables.py`` show each group's families together, so a family is
+read beside the families whose training objective means the same thing."""
 _LOG_2PI = math.log(2 * math.pi)
 
 
@@ -206,6 +238,12 @@ class AutoEncoder(nn.Module):
     """``"gaussian"`` (``encode`` gives means and log-variances), ``"deterministic"``
     (codes only) or ``"discrete"`` (code indices; see :meth:`latents_from_codes`).
     Latent metrics and samplers apply by kind."""
+    objective_group: ClassVar[str | None] = None
+    """Which :data:`OBJECTIVE_GROUPS` entry the family belongs to (``"likelihood"`` for a
+    VAE, ``"penalised"`` for a β-VAE). None: from ``latent_kind`` (``deterministic``,
+    ``discrete``; ``variational`` for Gaussian latents). It holds for the
+    ``objective_name`` declared beside it: a subclass that changes the objective
+    declares its own group or gets the default (a β-VAE is not in the VAE's)."""
     has_prior: ClassVar[bool] = True
     """Whether ``sample`` draws from a prior the model was trained with (VAE: N(0, I));
     False when it draws from a density fitted after training (a plain AE)."""
@@ -228,6 +266,21 @@ class AutoEncoder(nn.Module):
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
+
+    @classmethod
+    def group(cls) -> str:
+        """The family's objective group: the ``objective_group`` declared with its
+        objective, else from ``latent_kind``. A declaration holds for the objective it
+        was declared beside: a subclass that names another ``objective_name`` without
+        declaring a group is not in its parent's (a VAE subclass with a penalty is no
+        longer a likelihood bound)."""
+        for klass in cls.__mro__:
+            own = vars(klass)
+            if "objective_group" in own or "objective_name" in own:
+                if own.get("objective_group"):
+                    return str(own["objective_group"])
+                break
+        return cls.latent_kind if cls.latent_kind != "gaussian" else "variational"
 
     @classmethod
     def objective_label(cls) -> str:

@@ -169,6 +169,7 @@ def tc_decomposition(
 class BetaTCVAE(VAE):
     """A :class:`VAE` trained on the β-TC decomposition of its KL (see the module)."""
 
+    objective_group: ClassVar[str | None] = "penalised"
     family: ClassVar[str] = "beta-tcvae"
     objective_name: ClassVar[str] = "β-TC ELBO"
     bound: ClassVar[tuple[str, ...]] = ("recon", "reg")  # reg: the exact per-image KL

@@ -34,6 +34,7 @@ class BetaVAEConfig(VAEConfig):
 class BetaVAE(VAE):
     """A :class:`VAE` whose KL weight comes from ``BetaVAEConfig.beta``; no new logic."""
 
+    objective_group: ClassVar[str | None] = "penalised"
     family: ClassVar[str] = "beta-vae"
     objective_name: ClassVar[str] = "β-ELBO"  # the bound stays the unweighted ELBO
 

@@ -92,6 +92,7 @@ class DIPVAE(VAE):
     """DIP-VAE-I on an MLP or CNN body: a :class:`VAE` whose objective adds the
     covariance penalty of the batch's posterior means (:meth:`covariance`)."""
 
+    objective_group: ClassVar[str | None] = "penalised"
     family: ClassVar[str] = "dip-vae-i"
     regulariser: ClassVar[str] = "kl"
     objective_name: ClassVar[str] = "ELBO + DIP-I covariance penalty"
@@ -154,6 +155,7 @@ class DIPVAEII(DIPVAE):
     """DIP-VAE-II: the penalty on the aggregate posterior's covariance,
     ``Cov[μ] + E[diag σ²]``."""
 
+    objective_group: ClassVar[str | None] = "penalised"
     family: ClassVar[str] = "dip-vae-ii"
     objective_name: ClassVar[str] = "ELBO + DIP-II covariance penalty"
 

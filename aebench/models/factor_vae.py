@@ -121,6 +121,7 @@ def permute_dims(z: torch.Tensor, generator: torch.Generator | None = None) -> t
 class FactorVAE(VAE):
     """A :class:`VAE` plus a TC discriminator with its own optimiser (see the module)."""
 
+    objective_group: ClassVar[str | None] = "penalised"
     family: ClassVar[str] = "factor-vae"
     objective_name: ClassVar[str] = "FactorVAE: ELBO + γ·TC (discriminator)"
     bound: ClassVar[tuple[str, ...]] = ("recon", "reg")  # reg: the exact per-image KL

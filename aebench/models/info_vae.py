@@ -78,6 +78,7 @@ class InfoVAE(VAE):
     """InfoVAE-MMD on an MLP or CNN body: a Gaussian-encoder :class:`VAE` trained on
     ``recon + (1-α)·KL + (α+λ-1)·MMD²``."""
 
+    objective_group: ClassVar[str | None] = "penalised"
     family: ClassVar[str] = "info-vae"
     regulariser: ClassVar[str] = "kl"
     objective_name: ClassVar[str] = "InfoVAE-MMD"

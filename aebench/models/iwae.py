@@ -76,6 +76,7 @@ def iwae_log_weights(
 class IWAE(VAE):
     """A :class:`VAE` trained on the negative k-sample importance weighted bound."""
 
+    objective_group: ClassVar[str | None] = "likelihood"
     family: ClassVar[str] = "iwae"
     regulariser: ClassVar[str] = "kl"
     objective_name: ClassVar[str] = "IWAE k-sample bound"

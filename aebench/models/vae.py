@@ -51,6 +51,7 @@ class VAE(AutoEncoder):
     ``total = recon + beta * reg``.
     """
 
+    objective_group: ClassVar[str | None] = "likelihood"
     family: ClassVar[str] = "vae"
     regulariser: ClassVar[str] = "kl"
     objective_name: ClassVar[str] = "ELBO"

@@ -126,6 +126,7 @@ def log_mixture(z: torch.Tensor, means: torch.Tensor, logvars: torch.Tensor) -> 
 class VampVAE(VAE):
     """A :class:`VAE` whose prior is the mixture of its posteriors at learned pseudo-inputs."""
 
+    objective_group: ClassVar[str | None] = "likelihood"
     family: ClassVar[str] = "vamp-vae"
     regulariser: ClassVar[str] = "kl-mc"  # a one-draw Monte-Carlo KL estimate per image
     objective_name: ClassVar[str] = "ELBO (VampPrior)"

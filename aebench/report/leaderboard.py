@@ -32,6 +32,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from aebench.catalog import column_specs, metric_specs
+from aebench.models.base import OBJECTIVE_GROUPS
 from aebench.options import config_fields, field_help, short_value
 from aebench.plugins import get_plugins
 from aebench.report.columns import GROUP_TITLES, Column, columns_for
@@ -325,13 +326,19 @@ def dataset_leaderboard(
                 "members": members,
                 "href": href(members[0]),
                 "family": str(config.get("family") or config.get("model", "?")),
+                "group": objective_group(members[0]),
                 "arch": str(config.get("arch") or ""),
                 "flags": row_flags(members),
             }
         )
     _name_variants(rows, options)
-    rows.sort(
+    for row in rows:
+        row["group_title"], row["group_meaning"] = OBJECTIVE_GROUPS.get(
+            row["group"], (row["group"], "")
+        )
+    rows.sort(  # grouped by objective, then by model
         key=lambda r: (
+            _group_rank(r["group"]),
             r["model"],
             *(sort_value(r["options"][n]) for n in options),
             r["variant"],
@@ -362,6 +369,7 @@ def dataset_leaderboard(
         "columns": columns,
         "groups": column_groups(columns),
         "families": sorted({row["family"] for row in rows}),
+        "objective_groups": objective_groups(rows),
         "archs": sorted({row["arch"] for row in rows if row["arch"]}),
         "options": [
             {
@@ -380,6 +388,41 @@ def dataset_leaderboard(
         "n_runs": len(records),
         "n_done": len(done),
     }
+
+
+def objective_group(record: RunRecord) -> str:
+    """The run's objective group (:data:`~aebench.models.base.OBJECTIVE_GROUPS`): as
+    stored; for runs stored before groups were, the registered model's declaration,
+    else its stored latent kind (``variational`` for Gaussian latents)."""
+    metrics = record.metrics or {}
+    stored = metrics.get("objective_group")
+    if stored in OBJECTIVE_GROUPS:
+        return str(stored)
+    models = get_plugins().models
+    name = str(record.config.get("model", ""))
+    if name in models:
+        cls = getattr(models.get(name).factory, "func", models.get(name).factory)
+        if hasattr(cls, "group"):
+            return str(cls.group())
+    kind = metrics.get("latent_kind")
+    return str(kind) if kind in ("deterministic", "discrete") else "variational"
+
+
+def objective_groups(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The objective groups of ``rows`` in :data:`OBJECTIVE_GROUPS` order:
+    ``[{name, title, meaning, n}]`` (``n``: its rows)."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["group"]] = counts.get(row["group"], 0) + 1
+    return [
+        {"name": name, "title": title, "meaning": meaning, "n": counts[name]}
+        for name, (title, meaning) in OBJECTIVE_GROUPS.items()
+        if name in counts
+    ]
+
+
+def _group_rank(name: str) -> int:
+    return list(OBJECTIVE_GROUPS).index(name) if name in OBJECTIVE_GROUPS else len(OBJECTIVE_GROUPS)
 
 
 def column_groups(columns: Sequence[Column]) -> list[dict[str, Any]]:

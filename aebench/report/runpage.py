@@ -68,6 +68,7 @@ SHOWN_METRIC_VALUES = frozenset(
         "regulariser",
         "objective",
         "latent_kind",
+        "objective_group",
         "optimizers",
         "sampler",
         "device",
@@ -114,6 +115,7 @@ def settings_sections(record: RunRecord) -> list[dict[str, Any]]:
     metric_options = config.get("metric_options")
     evaluation = [
         ("Objective", metrics.get("objective")),
+        ("Objective group", metrics.get("objective_group")),
         ("Regulariser", metrics.get("regulariser")),
         ("Latent", metrics.get("latent_kind")),
         ("Optimisers", "; ".join(map(str, metrics.get("optimizers") or [])) or None),
