@@ -213,6 +213,10 @@ def test_the_leaderboard_ranks_only_within_one_objective(contract_bench: Path) -
     # the pixel MSE means the same for every model and is ranked across them.
     assert not any(r["cells"]["test_total"]["best"] for r in rows.values())
     assert sum(bool(r["cells"]["test_mse"]["best"]) for r in rows.values()) == 1
+    # so is the FID of test reconstructions, whatever sampler each model has
+    (rec,) = [c for c in ds["columns"] if c.metric == "fid_rec"]
+    assert rec.group == "reconstruction"
+    assert sum(bool(r["cells"][rec.key]["best"]) for r in rows.values()) == 1
     (total,) = [c for c in ds["columns"] if c.key == "test_total"]
     facets = {m: total.comparable(rows[m]["members"][0]) for m in ("vae-mlp", "adv-test-mlp")}
     assert dict(facets["vae-mlp"])["objective"] == "ELBO"

@@ -932,6 +932,7 @@ METRIC = MetricSpec(
             "decoder comes to real images given a test image's code; compares only "
             "within one extractor and n",
             split_by=SPLIT_BY,
+            group="reconstruction",  # no sampler: ranked across every model, not per sampler
         ),
         *(
             sampler_column(
