@@ -719,8 +719,8 @@ class EvalFeatures:
 
     def fid_reconstructions(self) -> float:
         """FID of the test reconstructions (:meth:`reconstructions`) against the test
-        split: Ghosh et al. (2020)'s "REC" column, the floor a sampler of this
-        decoder can reach."""
+        split: Ghosh et al. (2020)'s "REC" column, read beside each sampler's
+        (a sampler can score below it: the reconstructions are decoded means too)."""
         return self._fid(self.reconstructions())
 
     def _fid(self, features: torch.Tensor) -> float:
