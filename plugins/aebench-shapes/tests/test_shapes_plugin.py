@@ -185,3 +185,21 @@ def test_bad_options_name_the_problem() -> None:
         aebench.get_dataset("shapes", "train", size="big")
     with pytest.raises(ValueError, match="size must be at least 8"):
         aebench.get_dataset("shapes", "train", size=4, **SMALL)
+
+
+SUITES = Path(__file__).resolve().parents[3] / "benchmarks" / "suites"
+
+
+@pytest.mark.skipif(not SUITES.is_dir(), reason="run from outside the aebench repository")
+def test_the_suites_that_use_shapes_plan() -> None:
+    """The shipped suites that need this dataset (the zoo, smoke-shapes) plan here, where
+    it is registered; aebench's own test run skips them when the plugin is absent."""
+    from aebench.plan import load_suite, plan
+
+    planned = {}
+    for path in sorted(SUITES.glob("*.toml")):
+        _, grids = load_suite(path)
+        if any("shapes" in (g.datasets or ()) for g in grids):
+            planned[path.stem] = plan(grids, device="cpu")
+    assert {"zoo", "smoke-shapes"} <= set(planned)
+    assert all(any(r.dataset == "shapes" for r in runs) for runs in planned.values())
