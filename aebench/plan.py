@@ -48,6 +48,7 @@ from aebench.options import (
 )
 from aebench.plugins import get_plugins
 from aebench.profiles import DEFAULT_PROFILE, PROFILES
+from aebench.store import MAX_SEED
 
 TRAINING_DEFAULTS: dict[str, Any] = {"batch_size": 128, "lr": 1e-3, "val_size": 0.1}
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -354,9 +355,9 @@ def resolve_device(name: str) -> str:
 MAX_COUNT = 2**31 - 1
 """The largest epoch, batch, image or seed count aebench takes: far beyond any real
 run, and small enough for every integer type torch and NumPy use."""
-MAX_SEED = 2**32 - 1
-"""The largest seed: the generators aebench seeds (NumPy's, scikit-learn's, torch's
-CUDA one) use 32 bits, so larger seeds would alias smaller ones."""
+MAX_CELLS = 100_000
+"""The most cells one grid may expand to: a week of 6-second cells on one core, and
+few enough that planning them fits in memory (``--n-seeds 1000000000`` did not)."""
 
 
 def _number(
@@ -628,11 +629,13 @@ def expand(options: Grid, device: str) -> list[RunConfig]:
         raise ConfigError("--datasets is required (e.g. --datasets digits; see `aebench datasets`)")
     training = _training(o, profile)
     seeds = [_number("--seeds", s, int, strict=False, maximum=MAX_SEED) for s in (o.seeds or [0])]
+    n_seeds = len(seeds)
     if o.n_seeds is not None:
         if len(seeds) > 1:
             raise ConfigError("--n-seeds: give at most one --seeds value (the first seed)")
         n = _number("--n-seeds", o.n_seeds, int, maximum=MAX_SEED - seeds[0] + 1)
-        seeds = [seeds[0] + i for i in range(n)]
+        n_seeds = n
+        seeds = list(range(seeds[0], seeds[0] + min(n, MAX_CELLS + 1)))  # checked below
     binarize = o.binarize
     if binarize not in (None, "dynamic"):
         raise ConfigError(f"--binarize: expected 'dynamic', got {binarize!r}")
@@ -643,6 +646,14 @@ def expand(options: Grid, device: str) -> list[RunConfig]:
     for name in o.datasets:
         dataset_spec(name)  # unknown names and bad `name:ARG` spellings fail here
     dataset_options = _dataset_options(o.datasets, o.dataset_options)
+    per_seed = sum(math.prod(map(len, a.values())) for a in axes.values())
+    n_cells = len(o.datasets) * per_seed * n_seeds
+    if n_cells > MAX_CELLS:
+        raise ConfigError(
+            f"the grid has {n_cells} cells "
+            f"(datasets x models x model options x seeds); aebench runs at most {MAX_CELLS} "
+            "per grid: give fewer --seeds/--n-seeds or option values"
+        )
 
     runs: list[RunConfig] = []
     for dataset in o.datasets:

@@ -62,6 +62,11 @@ LEASE_SECONDS = 120.0
 """A claim not renewed for this long is stale: its worker is presumed dead."""
 IMAGE_NAMES = ("recon", "samples", "interp", "generated")
 REQUIRED_CONFIG = ("model", "dataset", "seed", "model_config")
+MAX_SEED = 2**32 - 1
+"""The largest seed: the generators aebench seeds (NumPy's, scikit-learn's, torch's
+CUDA one) use 32 bits, so larger seeds would alias smaller ones."""
+INT64 = 2**63
+"""JSON integers at or beyond this magnitude fit no column type (pandas, Parquet, torch)."""
 
 
 class RunFormatError(DataError):
@@ -416,6 +421,18 @@ def _json_object(path: Path, what: str) -> dict[str, Any]:
     return data
 
 
+def _check_ints(value: Any, what: str, where: str = "") -> None:
+    """Refuse integers no table column can hold (``1e20`` written as an integer)."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_ints(v, what, f"{where}.{k}" if where else str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_ints(v, what, f"{where}[{i}]")
+    elif isinstance(value, int) and not isinstance(value, bool) and not -INT64 <= value < INT64:
+        raise _Corrupt(f"{what} has an out-of-range integer {value} at {where or 'the top'}")
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -437,6 +454,10 @@ def _read_into(record: RunRecord, history: bool) -> None:
         raise _Corrupt(f"config.json lacks {', '.join(missing)}")
     if not isinstance(config["model_config"], dict):
         raise _Corrupt("config.json's model_config is not an object")
+    seed = config["seed"]
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
+        raise _Corrupt(f"config.json has an invalid seed {seed!r} (expected 0 to {MAX_SEED})")
+    _check_ints(config, "config.json")
     record.format_version = version
     record.config = upgrade_config(config) if version == 1 else config
     record.run_id = str(config.get("run_id") or path.name)
@@ -456,6 +477,7 @@ def _read_into(record: RunRecord, history: bool) -> None:
     metrics_path = path / "metrics.json"
     if record.status == "done" or metrics_path.exists():
         metrics = _json_object(metrics_path, "metrics.json")
+        _check_ints(metrics, "metrics.json")
         record.metrics = upgrade_metrics(metrics, record.config) if version == 1 else metrics
 
     history_path = path / "history.csv"
