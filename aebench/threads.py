@@ -10,6 +10,7 @@ the native thread pools for the duration of a ``with`` block.
 
 from __future__ import annotations
 
+import os
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -21,3 +22,26 @@ def single_threaded() -> AbstractContextManager[Any]:
     from threadpoolctl import threadpool_limits
 
     return threadpool_limits(limits=1)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory a new allocation can get without swapping: Linux's
+    ``MemAvailable`` (``/proc/meminfo``), else free physical pages; None where
+    neither is known. (psutil would do this too; it is not a dependency.)"""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def gib(n_bytes: float) -> str:
+    """``n_bytes`` as ``"559 GiB"`` / ``"1.5 GiB"`` / ``"0.01 GiB"``."""
+    value = n_bytes / 2**30
+    return f"{value:.0f} GiB" if value >= 10 else f"{value:.2g} GiB"

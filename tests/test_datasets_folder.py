@@ -149,7 +149,7 @@ def test_layout_and_option_errors(tmp_path, classes):
     for options, match in [
         ({"channels": 2}, "channels"),
         ({"size": "big"}, "size"),
-        ({"size": 0}, "positive"),
+        ({"size": 0}, "at least 3x3"),
         ({"test_fraction": 1.5}, "between 0 and 1"),
         ({"colour": 1}, "dataset 'folder' has no option 'colour'"),
         ({"chanels": 1}, r"did you mean channels\?"),

@@ -46,6 +46,7 @@ from aebench.datasets import cache
 from aebench.datasets.base import ImageSet, hook
 from aebench.errors import ConfigError, DataError
 from aebench.specs import DatasetOption, DatasetSpec
+from aebench.threads import available_memory, gib
 
 NAME = "folder"
 EXTENSIONS = frozenset(
@@ -100,6 +101,10 @@ def scan(directory: Path) -> tuple[list[Path], list[int] | None, tuple[str, ...]
     return top_images, None, None
 
 
+MIN_SIDE = 3
+"""The smallest image side aebench can measure (SSIM's smallest window is 3x3)."""
+
+
 def parse_size(size: object) -> tuple[int, int] | None:
     """``28`` / ``"28"`` / ``"32x48"`` / ``(32, 48)`` -> (height, width); None stays None."""
     if size is None:
@@ -113,8 +118,11 @@ def parse_size(size: object) -> tuple[int, int] | None:
             h = w = int(size)  # type: ignore[call-overload]
     except (TypeError, ValueError):
         raise ConfigError(f"folder option size={size!r}: use 28 or HEIGHTxWIDTH") from None
-    if h < 1 or w < 1:
-        raise ConfigError(f"folder option size={size!r} must be positive")
+    if h < MIN_SIDE or w < MIN_SIDE:
+        raise ConfigError(
+            f"folder option size={size!r}: images must be at least {MIN_SIDE}x{MIN_SIDE} "
+            "(SSIM's smallest window)"
+        )
     return h, w
 
 
@@ -160,6 +168,12 @@ def decode(paths: list[Path], size: tuple[int, int] | None, channels: int | None
     if channels is None:
         channels = 1 if first.mode in ("1", "L", "LA", "I", "I;16", "F") else 3
     h, w = size
+    if h < MIN_SIDE or w < MIN_SIDE:
+        raise DataError(
+            f"dataset 'folder': {paths[0]} is {w}x{h} pixels; images must be at least "
+            f"{MIN_SIDE}x{MIN_SIDE} (resize them with --dataset-options size=...)"
+        )
+    _check_memory(len(paths), h, w, channels)
     out = np.empty((len(paths), h, w, channels), dtype=np.uint8)
     for i, path in enumerate(paths):
         img = first if i == 0 else _open(path)
@@ -170,6 +184,18 @@ def decode(paths: list[Path], size: tuple[int, int] | None, channels: int | None
         out[i] = arr.reshape(h, w, channels)
         img.close()
     return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
+
+
+def _check_memory(n: int, h: int, w: int, channels: int) -> None:
+    """Refuse, naming the size, a decode that cannot fit: the uint8 images and a float32
+    copy of them (5 bytes a value), with a byte to spare."""
+    need = n * h * w * channels * 6
+    free = available_memory()
+    if free is not None and need > free:
+        raise ConfigError(
+            f"dataset 'folder': {n} images of {h}x{w}x{channels} need about {gib(need)} of "
+            f"memory, {gib(free)} is available: give a smaller --dataset-options size=..."
+        )
 
 
 def split_indices(
