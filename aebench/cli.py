@@ -686,6 +686,10 @@ def report_cmd(
     _say(f"open it: {index.resolve().as_uri()} (or `aebench open {run_dir}`)")
 
 
+MAX_GENERATED = 4096
+"""The most samples ``aebench generate`` puts in one grid (64x64 tiles of 96 px)."""
+
+
 @app.command("generate")
 def generate_cmd(
     run_dir: Annotated[str, typer.Argument(help="One run directory (OUT/runs/<run_id>).")],
@@ -702,10 +706,12 @@ def generate_cmd(
     from aebench.catalog import load_model
     from aebench.errors import ConfigError
     from aebench.images import GENERATED_TILE, save_grid
-    from aebench.store import RunStore
+    from aebench.store import MAX_SEED, RunStore
 
-    if n < 1:
-        raise ConfigError(f"--n must be > 0, got {n}")
+    if not 1 <= n <= MAX_GENERATED:
+        raise ConfigError(f"--n must be 1 to {MAX_GENERATED} (one PNG grid), got {n}")
+    if not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"--seed must be 0 to {MAX_SEED}, got {seed}")
     store, run_id = RunStore.locate(run_dir)
     if run_id is None:
         ids = store.run_ids()
