@@ -18,7 +18,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from aebench._version import __version__
-from aebench.hookspecs import hookimpl
 
 if TYPE_CHECKING:  # pragma: no cover  (names for type checkers; loaded lazily below)
     from aebench.catalog import (  # noqa: F401
@@ -33,6 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover  (names for type checkers; loaded lazily b
     )
     from aebench.catalog import metric_specs as list_metrics  # noqa: F401
     from aebench.datasets.base import ImageSet  # noqa: F401
+    from aebench.hookspecs import hookimpl  # noqa: F401
     from aebench.models.base import AutoEncoder, Encoding, ModelConfig, StepInfo  # noqa: F401
     from aebench.runner import run  # noqa: F401
     from aebench.specs import (  # noqa: F401
@@ -45,7 +45,10 @@ if TYPE_CHECKING:  # pragma: no cover  (names for type checkers; loaded lazily b
         SamplerSpec,
     )
 
+# Lazy even for hookimpl (pluggy): the `aebench` command imports this package before
+# its entry point can catch Ctrl-C, so the package itself imports nothing.
 _LAZY = {
+    "hookimpl": "aebench.hookspecs",
     "list_models": "aebench.catalog",
     "create_model": "aebench.catalog",
     "run": "aebench.runner",
@@ -70,7 +73,7 @@ _LAZY = {
 }
 _RENAMED = {"list_metrics": ("aebench.catalog", "metric_specs")}
 
-__all__ = ["__version__", "hookimpl", *_LAZY, *_RENAMED]
+__all__ = ["__version__", *_LAZY, *_RENAMED]
 
 
 def __getattr__(name: str) -> Any:
