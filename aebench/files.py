@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import tempfile
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -38,6 +39,26 @@ def atomic_path(path: str | os.PathLike[str]):
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (a temp file beside it, then ``os.replace``).
+
+    The temp file is created as ``open()`` creates a file, mode 0666 less the umask
+    *at the time of the call* (0644 under umask 022, 0664 under 002), so a group
+    sharing a cache folder can read what each member writes; ``O_EXCL`` never
+    follows a link planted under the temp name."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
         raise
 
 

@@ -3,6 +3,7 @@ resolution is offline (Inception only when its weights are on disk)."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 import scipy.linalg
 import torch
 import torch_fidelity
+import torch_fidelity.utils
 
 import aebench
 from aebench.errors import ConfigError
@@ -89,6 +91,7 @@ def test_auto_falls_back_to_classifier_and_labels_it(offline, digits):
 
 
 def test_inception_weights_detected_on_disk(offline, tmp_path, monkeypatch):
+    monkeypatch.setattr(fid, "INCEPTION_SHA256", hashlib.sha256(b"stub").hexdigest())
     hub = Path(torch.hub.get_dir()) / "checkpoints"
     hub.mkdir(parents=True)
     (hub / fid.INCEPTION_WEIGHTS_FILE).write_bytes(b"stub")
@@ -105,7 +108,7 @@ def test_inception_weights_detected_on_disk(offline, tmp_path, monkeypatch):
 def test_equals_direct_torch_fidelity_call(offline, digits):
     train, test = digits
     samples = train.images[:300]
-    stats_dir = fid.cache_dir() / "fid" / "stats"
+    stats_dir = fid.feature_cache_root()
     before = set(stats_dir.glob("aebench-digits-test-*stat-fid*"))
     ours = fid.compute_fid(samples, test, fid.CLASSIFIER, train_set=train)
     direct = torch_fidelity.calculate_metrics(
@@ -120,7 +123,7 @@ def test_equals_direct_torch_fidelity_call(offline, digits):
         verbose=False,
         save_cpu_ram=True,
     )[torch_fidelity.KEY_METRIC_FID]
-    assert ours.value == pytest.approx(direct, rel=1e-6)
+    assert ours.value == direct  # the same extraction and Fréchet computation, to the bit
     # the reference statistics of this test set are cached in at most one file (other
     # tests of the session may have cached other subsets of digits) ...
     stats = set(stats_dir.glob("aebench-digits-test-*stat-fid*"))
@@ -169,25 +172,38 @@ def test_classifier_needs_labels_and_train_set(offline, digits):
 
 def test_inception_path_wiring(offline, tmp_path, monkeypatch, digits):
     """The real Inception weights cannot be downloaded here: check what we hand to
-    torch-fidelity (local weights path, layer, grayscale repeated to 3 channels)."""
+    torch-fidelity (local weights path, layer, grayscale repeated to 3 channels);
+    tests/test_untrusted_files.py runs a real Inception on fake weights."""
     weights = tmp_path / "inception.pth"
     weights.write_bytes(b"stub")
+    monkeypatch.setattr(fid, "INCEPTION_SHA256", hashlib.sha256(b"stub").hexdigest())
     monkeypatch.setenv(fid.ENV_INCEPTION_WEIGHTS, str(weights))
-    seen = {}
+    seen: dict = {"inputs": []}
+    g = torch.Generator().manual_seed(0)
 
-    def fake_calculate_metrics(**kwargs):
-        seen.update(kwargs)
-        return {torch_fidelity.KEY_METRIC_FID: 12.5}
+    class Stub:
+        def get_name(self) -> str:
+            return "stub-inception"
 
-    monkeypatch.setattr(torch_fidelity, "calculate_metrics", fake_calculate_metrics)
+    def fake_create_module(extractor, **kwargs):
+        seen["extractor"] = extractor
+        return Stub()
+
+    def fake_extract(input_id, module, input1, **kwargs):
+        seen["inputs"].append(input1)
+        return {"2048": torch.randn(len(input1), 5, generator=g)}
+
+    monkeypatch.setattr(fid, "create_module", fake_create_module)
+    monkeypatch.setattr(torch_fidelity.utils, "extract_featuresdict_from_input_id", fake_extract)
     train, test = digits
     res = fid.compute_fid(train.images[:6], test, "auto")
-    assert seen["feature_extractor"] == fid.INCEPTION and seen["feature_layer_fid"] == "2048"
-    assert seen["feature_extractor_weights_path"] == str(weights)
-    assert seen["input1"][0].shape == (3, 8, 8) and seen["input1"][0].dtype == torch.uint8
-    assert torch.equal(seen["input2"][5][1], test.images[5][0])
-    assert seen["input2_cache_name"].endswith("-rgb")
-    assert (res.value, res.extractor, res.feature_layer) == (12.5, fid.INCEPTION, "2048")
+    ext = seen["extractor"]
+    assert ext.name == fid.INCEPTION and ext.layer == "2048" and ext.weights == str(weights)
+    samples, reference = seen["inputs"]
+    assert samples[0].shape == (3, 8, 8) and samples[0].dtype == torch.uint8
+    assert torch.equal(reference[5][1], test.images[5][0])
+    assert len(list(fid.feature_cache_root().glob("*-rgb-stub-inception-stat-fid-2048.*"))) == 1
+    assert (res.extractor, res.feature_layer) == (fid.INCEPTION, "2048") and res.value > 0
     assert res.grayscale_handling == fid.GRAY_REPEAT and weights.name in res.extractor_detail
 
 

@@ -239,7 +239,7 @@ def test_novelty_reference_and_cache(offline, digits, features):
     # the samples are training images, but not among the first 500: not memorised
     expected = sm.novelty(train_f[1000:1300], train_f[:500], test_f)
     assert out["novelty"] == pytest.approx(expected, rel=1e-5) and out["memorised"] == 0
-    stats = fid.stats_root()
+    stats = fid.feature_cache_root()
     assert list(stats.glob("aebench-digits-test-*-knn-radii-3-5-*"))
     assert list(stats.glob("aebench-digits-test-*-nn-median-to-aebench-digits-train-*"))
     again = _evaluate(Replay(train.images[1000:1300]), train, test, novelty_train=500)

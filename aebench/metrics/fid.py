@@ -2,7 +2,7 @@
 
 Two feature extractors, both run *inside* torch-fidelity (it extracts the
 features and does the Fréchet computation; we only hand it in-memory datasets
-of uint8 ``(C, H, W)`` tensors):
+of uint8 ``(C, H, W)`` tensors, and never let it read or write a cache):
 
 ``inception-v3-compat``
     torch-fidelity's default (the TF-ported Inception-v3, 2048-d pool
@@ -10,9 +10,14 @@ of uint8 ``(C, H, W)`` tensors):
     is what torch-fidelity downloads into ``<torch hub dir>/checkpoints``
     (``torch.hub.load_state_dict_from_url``). We never trigger that download:
     the extractor is only offered when the file already exists there, or when
-    ``$AEBENCH_INCEPTION_WEIGHTS`` names a local file; the path is passed to
-    torch-fidelity as ``feature_extractor_weights_path``. Grayscale images are
-    made 3-channel by repeating the channel.
+    ``$AEBENCH_INCEPTION_WEIGHTS`` names a local file. A file whose sha256 is
+    not the published :data:`INCEPTION_SHA256` is refused (a
+    :class:`ConfigError` before training). aebench reads the file once, checks
+    those bytes and loads them with ``torch.load(weights_only=True)``;
+    torch-fidelity, which unpickles a weights file with ``weights_only=False``,
+    gets only a copy aebench writes into a private temporary folder and removes
+    (:func:`create_module`). Grayscale images are made 3-channel by repeating
+    the channel.
 
 ``classifier`` (works offline)
     A small CNN classifier (:class:`ClassifierNet`) trained once per dataset on
@@ -27,9 +32,16 @@ of uint8 ``(C, H, W)`` tensors):
     is stored as the FID's ``extractor``: values from different extractors
     (or different classifiers) must never share a column.
 
-Reference statistics of the test split are cached by torch-fidelity
-(``input2_cache_name`` = dataset, split and a hash of the images; cache root
-``cache_dir()/"fid"/"stats"``), so a run only pays for its own samples.
+The features of the test split (and of the training images novelty reads),
+its FID statistics and the values derived from them are kept in aebench's own
+feature cache (:class:`Features`, :mod:`aebench.metrics.feature_cache`):
+safetensors files in ``cache_dir()/"fid"/"features"``, keyed by dataset, split,
+a hash of the images, the extractor's torch-fidelity name and the layer, so a
+run only pays for its own samples. A file there that is not a valid cache file
+of the expected content (a planted pickle, a truncated file) is named in a
+warning line, recomputed and replaced. torch-fidelity's own cache (pickled
+``.pt`` files, which aebench once kept in ``cache_dir()/"fid"/"stats"``) is
+never read.
 
 The sampler is an axis (:mod:`aebench.samplers`): the metric draws
 ``fid_samples`` samples from each of ``ctx.samplers()`` and stores each one's
@@ -53,7 +65,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import os
+import sys
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,6 +80,7 @@ from torch.utils.data import Dataset
 from aebench.datasets.base import ImageSet, cache_dir
 from aebench.errors import ConfigError
 from aebench.images import to_uint8
+from aebench.metrics import feature_cache
 from aebench.metrics._util import eval_mode
 from aebench.metrics.context import MetricSetup, hook
 from aebench.progress import Message, Stage
@@ -84,6 +100,13 @@ INCEPTION = "inception-v3-compat"
 CLASSIFIER = "classifier"
 EXTRACTORS = ("auto", INCEPTION, CLASSIFIER)
 INCEPTION_WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
+INCEPTION_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
+"""SHA-256 of torch-fidelity's Inception weights (its v0.2.0 release asset
+:data:`INCEPTION_WEIGHTS_FILE`, 95,628,359 bytes, the same file as pytorch-fid's
+``pt_inception-2015-12-05-6726825d.pth``). By torch hub's convention (``check_hash``
+in ``torch.hub.download_url_to_file``) the ``6726825d`` in the file name is the first 8
+hex digits of this hash; the full value is the one recorded by projects that pin the
+file. Only a file with this hash is loaded."""
 ENV_INCEPTION_WEIGHTS = "AEBENCH_INCEPTION_WEIGHTS"
 TF_CLASSIFIER_NAME = "aebench-classifier"
 CLASSIFIER_VERSION = 1
@@ -146,23 +169,72 @@ def inception_weights_path() -> Path | None:
     return p if p.is_file() else None
 
 
+def _weights_refused(path: Path, digest: str) -> ConfigError:
+    return ConfigError(
+        f"Inception weights {path} are not the published file (sha256 {digest[:16]}..., "
+        f"expected {INCEPTION_SHA256}): refusing to load them; replace or remove the file"
+        f"{' named by $' + ENV_INCEPTION_WEIGHTS if os.environ.get(ENV_INCEPTION_WEIGHTS) else ''}"
+        f" (or use --fid-extractor {CLASSIFIER})"
+    )
+
+
+_VERIFIED: dict[tuple[str, int, int, int], str] = {}
+"""sha256 of the weights files already hashed, by (path, inode, size, mtime): checking
+one again before every evaluation would read 95 MB each time."""
+
+
+def check_inception_weights(path: Path) -> None:
+    """:class:`ConfigError` (one line naming ``path`` and :data:`INCEPTION_SHA256`) unless
+    the file's sha256 is the published one. A check before training; what is loaded
+    is checked again (:func:`load_inception_weights`)."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _VERIFIED:
+        _VERIFIED[key] = hashlib.sha256(path.read_bytes()).hexdigest()
+    if _VERIFIED[key] != INCEPTION_SHA256:
+        raise _weights_refused(path, _VERIFIED[key])
+
+
+def load_inception_weights(path: Path) -> dict[str, torch.Tensor]:
+    """The state dict in ``path``, read once: its bytes must hash to :data:`INCEPTION_SHA256`
+    (else :class:`ConfigError`), and they are unpickled by ``torch.load(weights_only=True)``,
+    which builds tensors and containers only (no code from the file runs)."""
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != INCEPTION_SHA256:
+        raise _weights_refused(path, digest)
+    try:
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch's restricted unpickler refused it, or not a torch file
+        raise ConfigError(f"Inception weights {path} could not be read: {exc}") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ConfigError(f"Inception weights {path} hold no state dict of tensors")
+    return state
+
+
 def resolve_extractor(name: str = "auto") -> str:
     """``"auto"`` -> ``"inception-v3-compat"`` if its weights are local, else ``"classifier"``.
 
     An explicit ``"inception-v3-compat"`` without local weights is a
-    :class:`ConfigError` (downloading is not attempted).
+    :class:`ConfigError` (downloading is not attempted); so are local weights
+    whose sha256 is not :data:`INCEPTION_SHA256` (:func:`check_inception_weights`),
+    explicit or found by ``"auto"``.
     """
     if name not in EXTRACTORS:
         raise ConfigError(f"unknown FID extractor {name!r}; choose one of {', '.join(EXTRACTORS)}")
-    if name == "auto":
-        return INCEPTION if inception_weights_path() is not None else CLASSIFIER
-    if name == INCEPTION and inception_weights_path() is None:
+    if name == CLASSIFIER:
+        return name
+    weights = inception_weights_path()
+    if name == "auto" and weights is None:
+        return CLASSIFIER
+    if weights is None:
         raise ConfigError(
             f"FID extractor {INCEPTION!r} needs its weights locally: put {INCEPTION_WEIGHTS_FILE} "
             f"in {Path(torch.hub.get_dir()) / 'checkpoints'} or set ${ENV_INCEPTION_WEIGHTS} "
             f"(or use --fid-extractor {CLASSIFIER})"
         )
-    return name
+    check_inception_weights(weights)
+    return INCEPTION
 
 
 # -- helpers ------------------------------------------------------------------
@@ -529,17 +601,161 @@ def extractor_for(extractor: str, test: ImageSet, train_set: ImageSet | None = N
 
 
 def reference_cache_name(images: ImageSet, extractor: Extractor) -> str:
-    """torch-fidelity's input cache name for a fixed image set: dataset, split and a hash
-    of the images (``-rgb`` when repeated to 3 channels). Its features and FID
-    statistics are cached under it, so each set's are extracted once per extractor."""
+    """The name of a fixed image set in aebench's feature cache: dataset, split and a
+    hash of the images (``-rgb`` when repeated to 3 channels). Its features and the
+    values derived from them (FID statistics, k-NN radii) are cached under it
+    (:meth:`Features.key`), so each set's are extracted once per extractor."""
     name = f"aebench-{_dataset_label(images)}-{images.split or 'test'}-"
     name += data_hash(images.images)[:16]
     return name + "-rgb" if extractor.repeat else name
 
 
-def stats_root() -> Path:
-    """Where torch-fidelity caches reference features and statistics."""
-    return cache_dir() / "fid" / "stats"
+def feature_cache_root() -> Path:
+    """Where aebench caches reference features and the values derived from them:
+    ``cache_dir()/"fid"/"features"``, safetensors files (:mod:`aebench.metrics.feature_cache`).
+    torch-fidelity's own cache (pickled ``.pt`` files, which aebench once kept in
+    ``cache_dir()/"fid"/"stats"``) is never read nor written."""
+    return cache_dir() / "fid" / "features"
+
+
+def warn_stderr(text: str) -> None:
+    """Print a warning line on stderr."""
+    print(text, file=sys.stderr, flush=True)
+
+
+def create_module(extractor: Extractor, **kwargs: Any) -> Any:
+    """torch-fidelity's feature extractor (``FeatureExtractorBase``) of ``extractor``;
+    ``kwargs`` go to torch-fidelity's ``create_feature_extractor`` (``cuda``, ...).
+
+    torch-fidelity unpickles an Inception weights file with
+    ``torch.load(weights_only=False)``, which runs whatever code a planted file
+    holds; so it never gets the user's file: :func:`load_inception_weights` checks
+    and reads that, and torch-fidelity gets a copy aebench writes into a private
+    temporary folder (removed as soon as the extractor is built). The offline
+    classifier's checkpoint is aebench's own and read with ``weights_only=True``.
+    """
+    from torch_fidelity.utils import create_feature_extractor
+
+    kwargs = {**kwargs, "feature_extractor_weights_path": extractor.weights}
+    if extractor.name != INCEPTION:
+        return create_feature_extractor(extractor.name, [extractor.layer], **kwargs)
+    state = load_inception_weights(Path(extractor.weights))
+    with tempfile.TemporaryDirectory(prefix="aebench-inception-") as tmp:
+        own = Path(tmp) / INCEPTION_WEIGHTS_FILE
+        torch.save(state, own)
+        kwargs["feature_extractor_weights_path"] = str(own)
+        return create_feature_extractor(extractor.name, [extractor.layer], **kwargs)
+
+
+class Features:
+    """Features of one extractor, by torch-fidelity, and aebench's cache of the features
+    of fixed image sets and of the values derived from them.
+
+    torch-fidelity extracts the features (in-memory inputs, never its own cache);
+    :meth:`reference`, :meth:`statistics` and :meth:`cached` keep their values in
+    :func:`feature_cache_root` (unless ``cache`` is false), one safetensors file per
+    value, named by :meth:`key`. A cache file that is not valid is named in a
+    ``warn`` line (default: stderr), recomputed and replaced.
+    """
+
+    def __init__(
+        self,
+        extractor: Extractor,
+        *,
+        cuda: bool = False,
+        batch_size: int = 500,
+        cache: bool = True,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
+        self.extractor = extractor
+        self.cuda = cuda
+        self.batch_size = batch_size
+        self.cache = cache
+        self.warn = warn or warn_stderr
+        self._module: Any = None
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {
+            "cuda": self.cuda,
+            "batch_size": self.batch_size,
+            "cache": False,  # torch-fidelity's cache is pickles: aebench keeps its own
+            "save_cpu_ram": True,  # no DataLoader worker processes: the data is in memory
+            "verbose": False,
+        }
+
+    @property
+    def module(self) -> Any:
+        """torch-fidelity's feature extractor (``FeatureExtractorBase``), built once."""
+        if self._module is None:
+            self._module = create_module(self.extractor, **self._kwargs())
+        return self._module
+
+    def extract(self, images: torch.Tensor) -> torch.Tensor:
+        """Features ``(N, D)`` float32 on the CPU of uint8 ``images``, by torch-fidelity."""
+        from torch_fidelity.utils import extract_featuresdict_from_input_id
+
+        data = UInt8Images(images, repeat_to_rgb=self.extractor.repeat)
+        feats = extract_featuresdict_from_input_id(1, self.module, input1=data, **self._kwargs())
+        return feats[self.extractor.layer]
+
+    def key(self, images: ImageSet, what: str) -> str:
+        """The cache key of ``what`` of ``images``:
+        ``<reference_cache_name>-<extractor's get_name()>-<what>-<layer>``."""
+        name = reference_cache_name(images, self.extractor)
+        return f"{name}-{self.module.get_name()}-{what}-{self.extractor.layer}"
+
+    def cached(
+        self,
+        images: ImageSet,
+        what: str,
+        compute: Callable[[], Any],
+        check: Callable[[Any], None] | None = None,
+    ) -> Any:
+        """``compute()``, a value derived from ``images``' features, kept in the feature
+        cache under :meth:`key`; ``check(value)`` raises ``ValueError`` on a value read
+        back that is not what ``compute`` gives (wrong keys or shape): the file is then
+        ignored, with a warning, and replaced."""
+        if not self.cache:
+            return compute()
+        key = self.key(images, what)
+        path = feature_cache_root() / feature_cache.file_name(key)
+        return feature_cache.cached(path, key, what, compute, check=check, warn=self.warn)
+
+    def reference(self, images: ImageSet) -> torch.Tensor:
+        """Features of a fixed image set, cached."""
+        return self.cached(
+            images,
+            "features",
+            lambda: self.extract(images.images),
+            feature_cache.check_features(len(images)),
+        )
+
+    def statistics(
+        self, images: ImageSet, features: Callable[[], torch.Tensor] | None = None
+    ) -> dict[str, Any]:
+        """FID statistics (``mu``, ``sigma``) of a fixed image set, by torch-fidelity from
+        its features (``features()``, default :meth:`reference`), cached."""
+        from torch_fidelity.metric_fid import fid_features_to_statistics
+
+        get = features or (lambda: self.reference(images))
+        return self.cached(
+            images,
+            "stat-fid",
+            lambda: fid_features_to_statistics(get()),
+            feature_cache.check_statistics,
+        )
+
+
+def frechet(features: torch.Tensor, reference: Mapping[str, Any]) -> float:
+    """torch-fidelity's FID between ``features`` and the statistics ``reference``."""
+    from torch_fidelity.metric_fid import (
+        KEY_METRIC_FID,
+        fid_features_to_statistics,
+        fid_statistics_to_metric,
+    )
+
+    stats = fid_features_to_statistics(features)
+    return float(fid_statistics_to_metric(stats, reference, False)[KEY_METRIC_FID])
 
 
 def compute_fid(
@@ -559,33 +775,19 @@ def compute_fid(
     (see :func:`resolve_extractor`). ``train_set`` is what the offline
     classifier is trained on (required for it); pass the full published train
     split so that every run on a dataset shares one extractor. ``cache``:
-    keep the test-set statistics in ``cache_dir()/"fid"/"stats"``.
+    keep the test set's features and statistics in aebench's feature cache
+    (:func:`feature_cache_root`, the files an evaluation uses).
     """
     resolve_extractor(extractor)
     samples = to_uint8(samples)
     if tuple(samples.shape[1:]) != test.shape:
         raise ValueError(f"samples have shape {tuple(samples.shape[1:])}, test images {test.shape}")
     ext = extractor_for(extractor, test, train_set)
-    import torch_fidelity
-
-    dev = torch.device(device)
-    metrics = torch_fidelity.calculate_metrics(
-        input1=UInt8Images(samples, repeat_to_rgb=ext.repeat),
-        input2=UInt8Images(test.images, repeat_to_rgb=ext.repeat),
-        fid=True,
-        feature_extractor=ext.name,
-        feature_layer_fid=ext.layer,
-        feature_extractor_weights_path=ext.weights,
-        cuda=dev.type == "cuda",
-        batch_size=batch_size,
-        cache=cache,
-        cache_root=str(stats_root()),
-        input2_cache_name=reference_cache_name(test, ext) if cache else None,
-        save_cpu_ram=True,  # no DataLoader worker processes: the data is in memory
-        verbose=False,
+    feats = Features(
+        ext, cuda=torch.device(device).type == "cuda", batch_size=batch_size, cache=cache
     )
     return FIDResult(
-        value=float(metrics[torch_fidelity.KEY_METRIC_FID]),
+        value=frechet(feats.extract(samples), feats.statistics(test)),
         extractor=ext.identity,
         extractor_detail=ext.detail,
         n_samples=int(samples.shape[0]),
@@ -604,49 +806,33 @@ class EvalFeatures:
     samples of each sampler (``ctx.samples``), the test split and training
     images. The test split's and the training images' features, the test
     split's FID statistics and whatever :meth:`cached` derives from them are
-    kept in torch-fidelity's input cache (``cache_dir()/"fid"/"stats"``), named
-    by :func:`reference_cache_name`, so every run on a dataset reuses them.
-    Get the one of a context with :func:`eval_features`.
+    kept in aebench's feature cache (:func:`feature_cache_root`, see
+    :class:`Features`), so every run on a dataset reuses them. A cache file
+    that is not valid is named in a warning line (a :class:`Message` to
+    ``ctx.on_event``), recomputed and replaced. Get the one of a context with
+    :func:`eval_features`.
     """
 
     def __init__(self, ctx: EvalContext) -> None:
         self.ctx = ctx
         self.n = int(ctx.option("fid_samples"))
         self.extractor = extractor_for(ctx.option("fid_extractor"), ctx.test, ctx.reference_train)
-        self._module: Any = None
+        on_event = ctx.on_event
+        warn = (lambda text: on_event(Message(text))) if on_event is not None else None
+        self.features = Features(
+            self.extractor, cuda=ctx.device.type == "cuda", batch_size=ctx.batch_size, warn=warn
+        )
         self._features: dict[str, torch.Tensor] = {}
-
-    def _kwargs(self) -> dict[str, Any]:
-        return {
-            "cuda": self.ctx.device.type == "cuda",
-            "batch_size": self.ctx.batch_size,
-            "cache": True,
-            "cache_root": str(stats_root()),
-            "save_cpu_ram": True,  # no DataLoader worker processes: the data is in memory
-            "verbose": False,
-            "feature_extractor_weights_path": self.extractor.weights,
-        }
+        self._statistics: dict[str, Any] | None = None
 
     @property
     def module(self) -> Any:
         """torch-fidelity's feature extractor (``FeatureExtractorBase``), built once."""
-        if self._module is None:
-            from torch_fidelity.utils import create_feature_extractor
+        return self.features.module
 
-            ext = self.extractor
-            self._module = create_feature_extractor(ext.name, [ext.layer], **self._kwargs())
-        return self._module
-
-    def extract(self, images: torch.Tensor, cache_name: str | None = None) -> torch.Tensor:
-        """Features ``(N, D)`` float32 on the CPU of uint8 ``images``, by torch-fidelity
-        (read from / written to its input cache when ``cache_name`` is given)."""
-        from torch_fidelity.utils import extract_featuresdict_from_input_id_cached
-
-        data = UInt8Images(images, repeat_to_rgb=self.extractor.repeat)
-        feats = extract_featuresdict_from_input_id_cached(
-            1, self.module, input1=data, input1_cache_name=cache_name, **self._kwargs()
-        )
-        return feats[self.extractor.layer]
+    def extract(self, images: torch.Tensor) -> torch.Tensor:
+        """Features ``(N, D)`` float32 on the CPU of uint8 ``images``, by torch-fidelity."""
+        return self.features.extract(images)
 
     def samples(self, sampler: str) -> torch.Tensor:
         """Features of ``ctx.samples(fid_samples, sampler)``."""
@@ -660,11 +846,11 @@ class EvalFeatures:
         return self._features[key]
 
     def reference(self, images: ImageSet) -> torch.Tensor:
-        """Features of a fixed image set, cached by torch-fidelity under its
+        """Features of a fixed image set, kept in the feature cache under its
         :func:`reference_cache_name`."""
         name = reference_cache_name(images, self.extractor)
         if name not in self._features:
-            self._features[name] = self.extract(images.images, name)
+            self._features[name] = self.features.reference(images)
         return self._features[name]
 
     def test(self) -> torch.Tensor:
@@ -693,45 +879,36 @@ class EvalFeatures:
             self._features[key] = self.extract(torch.cat(parts))
         return self._features[key]
 
-    def cached(self, images: ImageSet, what: str, compute: Callable[[], Any]) -> Any:
+    def cached(
+        self,
+        images: ImageSet,
+        what: str,
+        compute: Callable[[], Any],
+        check: Callable[[Any], None] | None = None,
+    ) -> Any:
         """``compute()``, a value derived from ``images``' features (their k-NN radii, say),
-        kept in torch-fidelity's cache as ``<cache name>-<extractor>-<what>-<layer>``."""
-        from torch_fidelity.utils import cache_lookup_one_recompute_on_miss
-
-        name = reference_cache_name(images, self.extractor)
-        key = f"{name}-{self.module.get_name()}-{what}-{self.extractor.layer}"
-        return cache_lookup_one_recompute_on_miss(key, compute, **self._kwargs())
+        kept in the feature cache as ``<cache name>-<extractor>-<what>-<layer>``
+        (see :meth:`Features.cached`: ``check`` refuses a value read back that is not
+        what ``compute`` gives)."""
+        return self.features.cached(images, what, compute, check)
 
     def test_statistics(self) -> dict[str, Any]:
         """The test split's FID statistics (``mu``, ``sigma``), in the cache file
-        torch-fidelity (and :func:`compute_fid`) keeps them in."""
-        from torch_fidelity.metric_fid import fid_features_to_statistics
-
-        def statistics() -> dict[str, Any]:
-            return fid_features_to_statistics(self.test())
-
-        return self.cached(self.ctx.test, "stat-fid", statistics)
+        :func:`compute_fid` keeps them in too."""
+        if self._statistics is None:
+            self._statistics = self.features.statistics(self.ctx.test, self.test)
+        return self._statistics
 
     def fid(self, sampler: str) -> float:
         """FID of ``sampler``'s samples against the test split: torch-fidelity's
         statistics and Fréchet distance, as in :func:`compute_fid`."""
-        return self._fid(self.samples(sampler))
+        return frechet(self.samples(sampler), self.test_statistics())
 
     def fid_reconstructions(self) -> float:
         """FID of the test reconstructions (:meth:`reconstructions`) against the test
         split: Ghosh et al. (2020)'s "REC" column, read beside each sampler's
         (a sampler can score below it: the reconstructions are decoded means too)."""
-        return self._fid(self.reconstructions())
-
-    def _fid(self, features: torch.Tensor) -> float:
-        from torch_fidelity.metric_fid import (
-            KEY_METRIC_FID,
-            fid_features_to_statistics,
-            fid_statistics_to_metric,
-        )
-
-        stats = fid_features_to_statistics(features)
-        return float(fid_statistics_to_metric(stats, self.test_statistics(), False)[KEY_METRIC_FID])
+        return frechet(self.reconstructions(), self.test_statistics())
 
 
 def eval_features(ctx: EvalContext) -> EvalFeatures:

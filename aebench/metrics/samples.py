@@ -67,6 +67,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from aebench.metrics import feature_cache
 from aebench.metrics._util import fixed_indices
 from aebench.metrics.context import hook
 from aebench.metrics.fid import (
@@ -304,6 +305,7 @@ def compute(ctx: EvalContext) -> dict[str, Any]:
         ctx.test,
         f"knn-radii-{PR_K}-{DC_K}-{len(real_n)}",
         lambda: real_radii(real_n, device=device),
+        feature_cache.check_vectors({PR_K, DC_K}, len(real_n)),
     )
     subsets = ctx.option("kid_subsets")
     size = min(KID_SUBSET_SIZE, n, len(real))
@@ -315,6 +317,7 @@ def compute(ctx: EvalContext) -> dict[str, Any]:
             ctx.test,
             f"nn-median-to-{reference_cache_name(reference, feats.extractor)}",
             lambda: median_nearest(real, train, device=device),
+            feature_cache.check_float,
         )
     for sampler in ctx.samplers():
         sfx = sampler_suffix(ctx, sampler)
