@@ -175,6 +175,20 @@ def test_cache_files_get_the_mode_of_the_umask(cache, digits, umask, mode):
     assert {stat.S_IMODE(p.stat().st_mode) for p in files} == {mode}
 
 
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o002, 0o664)])
+def test_dataset_cache_entries_get_the_mode_of_the_umask(tmp_path, monkeypatch, umask, mode):
+    from aebench.datasets import cache
+
+    monkeypatch.setenv("AEBENCH_CACHE_DIR", str(tmp_path))
+    old = os.umask(umask)
+    try:
+        path = cache.save("slot", {"k": 1}, {"images": torch.zeros(2, 1, 3, 3)})
+    finally:
+        os.umask(old)
+    assert path is not None and stat.S_IMODE(path.stat().st_mode) == mode
+    assert torch.equal(cache.load("slot", {"k": 1})["images"], torch.zeros(2, 1, 3, 3))
+
+
 # -- Inception weights ------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def fake_inception(tmp_path_factory) -> Path:

@@ -12,9 +12,8 @@ written only costs speed, never correctness.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import os
-import tempfile
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 
 import torch
 
+from aebench import files
 from aebench.datasets.base import cache_dir
 
 FORMAT = 1  # bump when the layout of cached entries changes
@@ -66,14 +66,11 @@ def load(slot: str, key: dict[str, Any]) -> dict[str, Any] | None:
 def save(slot: str, key: dict[str, Any], entry: dict[str, Any]) -> Path | None:
     """Write ``entry`` atomically and drop older entries of the same ``slot``."""
     path, text = _entry(slot, key)
-    tmp_name = None
+    buffer = io.BytesIO()
+    torch.save({**entry, "__key__": text}, buffer)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
-            torch.save({**entry, "__key__": text}, fh)
-        os.replace(tmp_name, path)
-        tmp_name = None
+        # the umask's mode (0644/0664), not mkstemp's 0600: a group shares a cache folder
+        files.write_bytes(path, buffer.getvalue())
     except OSError as exc:
         warnings.warn(
             f"aebench: could not write the dataset cache in {path.parent} ({exc}); "
@@ -82,9 +79,6 @@ def save(slot: str, key: dict[str, Any], entry: dict[str, Any]) -> Path | None:
             stacklevel=3,
         )
         return None
-    finally:
-        if tmp_name is not None:
-            Path(tmp_name).unlink(missing_ok=True)
     for old in path.parent.glob(f"{_glob_escape(slot)}-*.pt"):
         if old != path and old.name[len(slot) + 1 :].count("-") == 0:
             old.unlink(missing_ok=True)
