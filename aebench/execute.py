@@ -11,6 +11,7 @@ propagates (after marking the run ``interrupted``).
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib.metadata as md
 import os
 import platform
@@ -32,7 +33,7 @@ from aebench.models.base import AutoEncoder
 from aebench.plan import RunConfig
 from aebench.progress import Message, OnEvent, RunEnded, RunStarted, Stage, ignore
 from aebench.store import RunStore, RunWriter
-from aebench.train import TrainSettings, fit
+from aebench.train import ContractError, TrainSettings, fit
 
 STORED_LATENT_IMAGES = 2000
 """Test images whose latent means are stored (latents.npz) for the report's plots."""
@@ -107,18 +108,57 @@ def execute_run(
             emit(RunEnded(run.run_id, run.label, index, total, status, reason, seconds))
             return Outcome(run, status, reason, seconds)
 
+        on = device or run.device
         try:
-            train_and_evaluate(run, data.for_run(run), writer, emit, device or run.device)
+            train_and_evaluate(run, data.for_run(run), writer, emit, on)
         except KeyboardInterrupt:
             writer.status("interrupted", "interrupted by the user")
             raise
         except Exception as exc:
-            reason = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
+            reason = failure_reason(run, exc)
             writer.error(traceback.format_exc())
             writer.status("failed", reason)
-            return ended("failed", reason)
-        writer.status("done")
-        return ended("done", None)
+            oom = out_of_memory(exc)
+        else:
+            writer.status("done")
+            return ended("done", None)
+        if oom:  # the failed run's tensors are garbage now: free them for the next cell
+            release_memory(on)
+        return ended("failed", reason)
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` says memory ran out: Python's or NumPy's ``MemoryError``, CUDA's
+    ``OutOfMemoryError``, or the CPU allocator's ``RuntimeError`` ("can't allocate
+    memory"), which has no type of its own."""
+    if isinstance(exc, (MemoryError, torch.cuda.OutOfMemoryError)):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and (
+        "can't allocate memory" in text or "out of memory" in text
+    )
+
+
+def failure_reason(run: RunConfig, exc: BaseException) -> str:
+    """The one line a failed run's status gives: the exception's first line, after the
+    model's name where the model is to blame (it breaks the contract, or it runs out
+    of memory)."""
+    lines = str(exc).strip().splitlines()
+    cause = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    if out_of_memory(exc):
+        return (
+            f"{run.model} ran out of memory ({cause}); choose smaller model options or batch size"
+        )
+    if isinstance(exc, ContractError):
+        return f"{run.model} breaks the model contract: {lines[0] if lines else cause}"
+    return cause
+
+
+def release_memory(device: str | None) -> None:
+    """Collect garbage and hand cached CUDA blocks back, after a run ran out of memory."""
+    gc.collect()
+    if device and torch.device(device).type == "cuda" and torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def train_and_evaluate(

@@ -36,6 +36,7 @@ from aebench.plan import Grid, RunConfig, load_suite, plan
 from aebench.progress import BenchmarkStarted, Message, OnEvent, Stage, ignore
 from aebench.report import build_site
 from aebench.store import RunStore
+from aebench.train import memory_shortfall
 
 __all__ = ["Benchmark", "Outcome", "Summary", "check_runs", "run", "run_benchmark", "run_grids"]
 
@@ -93,7 +94,7 @@ def check_runs(runs: Iterable[RunConfig], data: DataCache) -> tuple[list[RunConf
             shape = "x".join(map(str, full_train.shape))
             with torch.device("meta"):  # builds the layers without allocating weights
                 try:
-                    create_model(run.model, full_train.shape, **run.model_config)
+                    model = create_model(run.model, full_train.shape, **run.model_config)
                 except (ConfigError, ValueError) as exc:
                     raise ConfigError(f"{exc} (for {run.dataset}'s {shape} images)") from None
                 except Exception as exc:  # e.g. a constructor that reads a value (.item())
@@ -104,6 +105,15 @@ def check_runs(runs: Iterable[RunConfig], data: DataCache) -> tuple[list[RunConf
                         f"aebench checks every model before training (for {run.dataset}'s "
                         f"{shape} images): {cause}"
                     ) from None
+            # Counted on the meta model, so a size too big for the machine is refused
+            # here, naming the options, not met as an allocator error mid-run.
+            too_big = memory_shortfall(model, run.device)
+            if too_big:
+                given = ", ".join(f"{k}={run.model_config.get(k)}" for k in run.shown_options)
+                raise ConfigError(
+                    f"model {run.model!r} with {given} is too big (for {run.dataset}'s {shape} "
+                    f"images): {too_big}; choose smaller values"
+                )
             built.add(model_key)
         out.append(run)
     for spec, setup in _metric_setups(out, data, ignore):

@@ -12,13 +12,16 @@ oneDNN plan again, which costs more than the few images are worth.
 from __future__ import annotations
 
 import copy
+import importlib
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch import nn
 
 from aebench.datasets.base import ImageSet
 from aebench.metrics._util import eval_mode, loss_metrics, seeded
@@ -32,6 +35,116 @@ BINARIZE_SEED = 104729  # offsets the run seed for the dynamic-binarisation stre
 
 class DivergedError(RuntimeError):
     """The loss became NaN or infinite."""
+
+
+class ContractError(TypeError):
+    """A model returns something the model contract (:mod:`aebench.models.base`) rules
+    out: a batch mean where one value per image is due, a missing term."""
+
+
+def _shape(value: Any) -> str:
+    return str(tuple(value.shape)) if isinstance(value, torch.Tensor) else type(value).__name__
+
+
+@torch.no_grad()
+def check_terms(model: AutoEncoder, x: torch.Tensor, seed: int = 0) -> None:
+    """Raise :class:`ContractError` unless the evaluation terms of batch ``x`` keep the
+    contract: ``loss_terms(x)`` a dict with ``recon``, the terms ``bound`` names and
+    (with the default ``objective``) ``total``, each one value per image (shape
+    ``(B,)``); ``batch_terms(x)`` single values. :func:`fit` checks its first batch,
+    so a model that returns a batch mean fails before it trains instead of being
+    validated, ranked and published on a wrong number. Runs in eval mode under its
+    own seeded RNG: training neither perturbs nor depends on it."""
+    where = "(see the model contract in aebench.models.base)"
+    b = int(x.shape[0])
+    with eval_mode(model), seeded(seed, x.device):
+        terms = model.loss_terms(x)
+        if not isinstance(terms, dict):
+            raise ContractError(f"loss_terms() must return a dict, got {_shape(terms)} {where}")
+        required = ["recon", *type(model).bound]
+        if not overrides(model, "objective"):
+            required.append("total")  # the default objective is its batch mean
+        missing = [k for k in dict.fromkeys(required) if k not in terms]
+        if missing:
+            raise ContractError(
+                f"loss_terms() must return {', '.join(map(repr, missing))}, got "
+                f"{sorted(terms)} {where}"
+            )
+        for key, value in terms.items():
+            if not isinstance(value, torch.Tensor) or tuple(value.shape) != (b,):
+                raise ContractError(
+                    f"loss_terms()[{key!r}] must have one value per image, shape (B,) = "
+                    f"({b},), got {_shape(value)} {where}"
+                )
+        if overrides(model, "batch_terms"):
+            for key, value in model.batch_terms(x).items():
+                if not isinstance(value, torch.Tensor) or value.numel() != 1:
+                    raise ContractError(
+                        f"batch_terms()[{key!r}] must be a single value for the batch, got "
+                        f"{_shape(value)} {where}"
+                    )
+
+
+TRAINING_COPIES = 4
+"""Copies of each trainable parameter that training holds at least: the weights, their
+gradients and Adam's two moments (the default optimiser)."""
+
+
+def training_bytes(model: nn.Module) -> int:
+    """The least memory training ``model`` takes, in bytes: its parameters and buffers,
+    plus a gradient and Adam's two moments for each trainable parameter (activations,
+    data and the best epoch's copy of the weights come on top). Works on a model
+    built on the meta device, which allocates nothing."""
+    tensors = [*model.parameters(), *model.buffers()]
+    weights = sum(t.numel() * t.element_size() for t in tensors)
+    trainable = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
+    return weights + (TRAINING_COPIES - 1) * trainable
+
+
+def available_memory(device: torch.device | str) -> int | None:
+    """Bytes free for a run on ``device``: on CUDA the device's free memory; on CPU the
+    memory available to new processes (psutil, when installed), else the machine's
+    physical memory. None when it cannot be told (another device type, a platform
+    without ``sysconf``)."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            return None
+        return int(torch.cuda.mem_get_info(dev)[0])
+    if dev.type != "cpu":
+        return None
+    try:
+        psutil: Any = importlib.import_module("psutil")
+        return int(psutil.virtual_memory().available)
+    except ImportError:
+        pass
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _bytes(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    raise AssertionError  # pragma: no cover
+
+
+def memory_shortfall(model: nn.Module, device: torch.device | str) -> str | None:
+    """Why ``model`` cannot train on ``device`` (``"its 1,234 parameters need at least
+    ..."``), or None when :func:`training_bytes` fits :func:`available_memory` (or
+    that cannot be told)."""
+    need, have = training_bytes(model), available_memory(device)
+    if have is None or need <= have:
+        return None
+    n = sum(p.numel() for p in model.parameters())
+    return (
+        f"its {n:,} parameters need at least {_bytes(need)} to train (weights, gradients "
+        f"and Adam's two moments), more than the {_bytes(have)} of memory available on "
+        f"{torch.device(device).type}"
+    )
 
 
 def train_step(
@@ -173,6 +286,7 @@ def fit(
                 x = torch.bernoulli(x, generator=bits)
             if done == 0:
                 model.on_train_start(n, x)
+                check_terms(model, x, settings.seed)
             info = StepInfo(done, epoch, steps, settings.epochs, n)
             logs = train_step(model, optimizers, x, info, loss_terms)
             done += 1
