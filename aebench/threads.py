@@ -41,7 +41,10 @@ def available_memory() -> int | None:
         return None
 
 
-def gib(n_bytes: float) -> str:
-    """``n_bytes`` as ``"559 GiB"`` / ``"1.5 GiB"`` / ``"0.01 GiB"``."""
-    value = n_bytes / 2**30
-    return f"{value:.0f} GiB" if value >= 10 else f"{value:.2g} GiB"
+def human_bytes(n: float) -> str:
+    """``n`` bytes as ``"640 bytes"``, ``"1.2 TB"`` (decimal units)."""
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    raise AssertionError  # pragma: no cover

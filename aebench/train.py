@@ -12,9 +12,7 @@ oneDNN plan again, which costs more than the few images are worth.
 from __future__ import annotations
 
 import copy
-import importlib
 import math
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,11 +21,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from aebench import threads
 from aebench.datasets.base import ImageSet
 from aebench.metrics._util import eval_mode, loss_metrics, seeded
 from aebench.metrics.image import average, image_metrics_per_image
 from aebench.models.base import AutoEncoder, StepInfo, default_step, overrides
 from aebench.progress import EpochEnded, EpochStarted, OnEvent, StepsDone, ignore
+from aebench.threads import human_bytes
 
 CHECK_EVERY = 10  # steps between loss read-backs (progress, divergence check)
 BINARIZE_SEED = 104729  # offsets the run seed for the dynamic-binarisation stream
@@ -103,9 +103,8 @@ def training_bytes(model: nn.Module) -> int:
 
 def available_memory(device: torch.device | str) -> int | None:
     """Bytes free for a run on ``device``: on CUDA the device's free memory; on CPU the
-    memory available to new processes (psutil, when installed), else the machine's
-    physical memory. None when it cannot be told (another device type, a platform
-    without ``sysconf``)."""
+    memory available to new allocations (:func:`aebench.threads.available_memory`).
+    None when it cannot be told (another device type, a platform without either)."""
     dev = torch.device(device)
     if dev.type == "cuda":
         if not torch.cuda.is_available():
@@ -113,23 +112,7 @@ def available_memory(device: torch.device | str) -> int | None:
         return int(torch.cuda.mem_get_info(dev)[0])
     if dev.type != "cpu":
         return None
-    try:
-        psutil: Any = importlib.import_module("psutil")
-        return int(psutil.virtual_memory().available)
-    except ImportError:
-        pass
-    try:
-        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
-    except (AttributeError, ValueError, OSError):
-        return None
-
-
-def _bytes(n: float) -> str:
-    for unit in ("bytes", "KB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1000
-    raise AssertionError  # pragma: no cover
+    return threads.available_memory()
 
 
 def memory_shortfall(model: nn.Module, device: torch.device | str) -> str | None:
@@ -141,8 +124,8 @@ def memory_shortfall(model: nn.Module, device: torch.device | str) -> str | None
         return None
     n = sum(p.numel() for p in model.parameters())
     return (
-        f"its {n:,} parameters need at least {_bytes(need)} to train (weights, gradients "
-        f"and Adam's two moments), more than the {_bytes(have)} of memory available on "
+        f"its {n:,} parameters need at least {human_bytes(need)} to train (weights, gradients "
+        f"and Adam's two moments), more than the {human_bytes(have)} of memory available on "
         f"{torch.device(device).type}"
     )
 

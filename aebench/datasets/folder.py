@@ -46,7 +46,7 @@ from aebench.datasets import cache
 from aebench.datasets.base import ImageSet, hook
 from aebench.errors import ConfigError, DataError
 from aebench.specs import DatasetOption, DatasetSpec
-from aebench.threads import available_memory, gib
+from aebench.threads import available_memory, human_bytes
 
 NAME = "folder"
 EXTENSIONS = frozenset(
@@ -193,8 +193,8 @@ def _check_memory(n: int, h: int, w: int, channels: int) -> None:
     free = available_memory()
     if free is not None and need > free:
         raise ConfigError(
-            f"dataset 'folder': {n} images of {h}x{w}x{channels} need about {gib(need)} of "
-            f"memory, {gib(free)} is available: give a smaller --dataset-options size=..."
+            f"dataset 'folder': {n} images of {h}x{w}x{channels} need about {human_bytes(need)} of "
+            f"memory, {human_bytes(free)} is available: give a smaller --dataset-options size=..."
         )
 
 
