@@ -37,6 +37,7 @@ from aebench import results
 from aebench._version import __version__
 from aebench.errors import DataError
 from aebench.metrics.latent import KL_THRESHOLD
+from aebench.progress import Message
 from aebench.report import plots
 from aebench.report.comparisons import dataset_figures, row_label
 from aebench.report.format import fmt_value, slugify
@@ -185,12 +186,32 @@ def _width(path: Path, scale: int) -> int | None:
         return None
 
 
-def _load_latents(path: Path, problems: list[str]) -> tuple[Any, Any] | None:
+def _load_latents(path: Path, problems: list[str], notes: list[str]) -> tuple[Any, Any] | None:
     try:
         return read_latents(path)
     except UNREADABLE as exc:
-        problems.append(f"{path.name} unreadable: {type(exc).__name__}: {exc}")
+        why = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
+        problems.append(f"{path.name} unreadable: {why}")
+        notes.append(f"{path.name} is unreadable ({why})")
         return None
+
+
+def _unreadable_image(path: Path) -> str | None:
+    """Why the image at ``path`` cannot be shown (empty, truncated, not an image), or
+    None when it decodes."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+    except UNREADABLE as exc:
+        return f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
+    return None
+
+
+def _sentences(notes: list[str]) -> str:
+    """Notes as sentences: ``"a; b"`` becomes ``"A. B."``."""
+    return " ".join(n[:1].upper() + n[1:] + ("" if n.endswith(".") else ".") for n in notes)
 
 
 def _class_names(record: RunRecord, y: Any) -> list[str] | None:
@@ -212,8 +233,13 @@ def run_assets(record: RunRecord, slug: str, site: _Site, problems: list[str]) -
     )
     assets["widths"] = {}
     assets["sizes"] = {}
+    assets["missing"] = {}  # figure -> why it is not shown (the page says so in its place)
     for name, src in record.images.items():
         if name not in RUN_IMAGES:
+            continue
+        if (why := _unreadable_image(src)) is not None:
+            problems.append(f"{src.name} unreadable: {why}")
+            assets["missing"][name] = f"{src.name} is unreadable ({why})."
             continue
         site.copy(src, f"{base}/{name}.png")
         assets[name] = f"{slug}/{name}.png"
@@ -226,6 +252,9 @@ def run_assets(record: RunRecord, slug: str, site: _Site, problems: list[str]) -
             assets["animation"] = f"{slug}/recon_epochs.gif"
             assets["widths"]["animation"] = _display_width(target)
             assets["animation_frames"] = len(frames)
+        else:
+            site.discard(f"{base}/recon_epochs.gif")
+            assets["missing"]["animation"] = "No per-epoch reconstruction is readable."
 
     history = record.file("history.csv")
     if record.history:
@@ -239,25 +268,39 @@ def run_assets(record: RunRecord, slug: str, site: _Site, problems: list[str]) -
     latents = record.file("latents.npz")
     if latents is not None:
         target = site.path(f"{base}/latents.png")
+        notes: list[str] = []
         if site.fresh(target, [latents, metrics_file]):
             assets["latents"] = f"{slug}/latents.png"
-        elif (data := _load_latents(latents, problems)) is not None:
+        elif (data := _load_latents(latents, problems, notes)) is not None:
             z, y = data
             names = _class_names(record, y)
-            drawn = plots.plot_latents(z, y, target, class_names=names, seed=_seed(record))
+            drawn = plots.plot_latents(
+                z, y, target, class_names=names, seed=_seed(record), notes=notes
+            )
             if drawn:
                 assets["latents"] = f"{slug}/latents.png"
                 assets["latent_methods"] = drawn
         if assets["latents"]:
             assets["sizes"]["latents"] = plots.display_size(target)
+        else:
+            site.discard(f"{base}/latents.png")
+        if notes:
+            assets["missing"]["latents"] = _sentences(notes)
 
     latents_epochs = record.file("latents_epochs.npz")
     if latents_epochs is not None:
         target = site.path(f"{base}/latents_epochs.gif")
+        notes = []
         reuse = site.fresh(target, [latents_epochs])
-        data = None if reuse else _load_latents(latents_epochs, problems)
-        if reuse or (data and plots.make_latent_gif(*data, target, seed=_seed(record))):
+        data = None if reuse else _load_latents(latents_epochs, problems, notes)
+        if reuse or (
+            data and plots.make_latent_gif(*data, target, seed=_seed(record), notes=notes)
+        ):
             assets["latent_animation"] = f"{slug}/latents_epochs.gif"
+        else:
+            site.discard(f"{base}/latents_epochs.gif")
+        if notes:
+            assets["missing"]["latent_animation"] = _sentences(notes)
 
     per_class = (record.metrics or {}).get("per_class")
     if isinstance(per_class, dict) and per_class:
@@ -390,6 +433,10 @@ def build_site(
         if on_event is not None:
             on_event(SiteProgress(step, done, total, item))
 
+    def warn(text: str) -> None:
+        if on_event is not None:
+            on_event(Message(f"aebench: warning: {text}"))
+
     emit("reading runs", 0, 1)
     records, default_root, store_root, single = _records_and_root(Path(out_dir))
     emit("reading runs", 1, 1, f"{len(records)} runs")
@@ -406,7 +453,7 @@ def build_site(
         root.mkdir(parents=True, exist_ok=True)
         if ours:
             (root / MARKER).write_text(stamp, encoding="utf-8")
-        _build(root, records, store_root, single, _Site(root, reuse=previous == stamp), emit)
+        _build(root, records, store_root, single, _Site(root, reuse=previous == stamp), emit, warn)
     except BaseException:
         if root != final:
             shutil.rmtree(root, ignore_errors=True)
@@ -444,8 +491,10 @@ def _build(
     single: str | None,
     site: _Site,
     emit: Callable[..., None],
+    warn: Callable[[str], None] = lambda text: None,
 ) -> None:
-    """Write the site's pages, plots, gallery and downloads into ``root``."""
+    """Write the site's pages, plots, gallery and downloads into ``root``; ``warn`` gets
+    one line per run artefact that cannot be read."""
 
     env = _env()
     taken: set[str] = set()
@@ -467,7 +516,10 @@ def _build(
     for i, record in enumerate(records, start=1):
         slug = slugs[record.run_id]
         rctx = run_context(record, slug)
+        known = len(rctx["problems"])  # the store's, already shown; new ones are artefacts'
         rctx["assets"] = run_assets(record, slug, site, rctx["problems"])
+        for problem in rctx["problems"][known:]:
+            warn(f"run {record.run_id}: {problem}; its page is built without it")
         rctx["siblings"] = [
             {**s, "href": s["href"].removeprefix("runs/")}
             for s in siblings.get(record.run_id, [])
