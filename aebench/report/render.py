@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -210,8 +211,8 @@ def _unreadable_image(path: Path) -> str | None:
 
 
 def _sentences(notes: list[str]) -> str:
-    """Notes as sentences: ``"a; b"`` becomes ``"A. B."``."""
-    return " ".join(n[:1].upper() + n[1:] + ("" if n.endswith(".") else ".") for n in notes)
+    """Notes as sentences: ``["a", "b"]`` becomes ``"a. b."``."""
+    return " ".join(n if n.endswith(".") else f"{n}." for n in notes)
 
 
 def _class_names(record: RunRecord, y: Any) -> list[str] | None:
@@ -463,9 +464,59 @@ def build_site(
     return final / "index.html"
 
 
+STALE_AGE = 24 * 3600.0
+"""Seconds after which a leftover build folder whose process id is alive again (reused
+by another program) is removed all the same: no build takes a day."""
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (on this machine)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    except OSError:  # Windows: no such process (or no signal 0)
+        return False
+    return True
+
+
+def remove_stale(final: Path, now: float | None = None) -> list[Path]:
+    """Remove the ``.<site>.building-<pid>`` and ``.<site>.old-<pid>`` folders beside
+    ``final`` that a killed build left: those whose process is gone, or older than
+    :data:`STALE_AGE`. A live build's folder (its process running) is never touched.
+    Returns the folders removed."""
+    pattern = re.compile(rf"^\.{re.escape(final.name)}\.(building|old)-(\d+)$")
+    now = time.time() if now is None else now
+    removed = []
+    try:
+        entries = list(final.parent.iterdir())
+    except OSError:
+        return []
+    for entry in entries:
+        m = pattern.match(entry.name)
+        if not m or int(m.group(2)) == os.getpid() or not entry.is_dir():
+            continue
+        try:
+            age = now - entry.stat().st_mtime
+        except OSError:
+            continue
+        if _pid_alive(int(m.group(2))) and age < STALE_AGE:
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        if not entry.exists():
+            removed.append(entry)
+    return removed
+
+
 def _aside(final: Path) -> Path:
     """A private folder beside ``final`` holding a copy of the current site (modification
-    times kept, so unchanged derived files are reused)."""
+    times kept, so unchanged derived files are reused). Folders that killed builds left
+    beside it are removed first (:func:`remove_stale`)."""
+    remove_stale(final)
     aside = final.parent / f".{final.name}.building-{os.getpid()}"
     shutil.rmtree(aside, ignore_errors=True)
     if final.is_dir():
