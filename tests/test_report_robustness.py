@@ -9,9 +9,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 from report_helpers import write_run
 
 
@@ -137,3 +139,46 @@ def test_build_folders_of_killed_reports_are_removed_live_ones_kept(tmp_path: Pa
     finally:
         live.kill()
         live.wait()
+
+
+class _Ctx:
+    """The little of an EvalContext that the ex-post sampler and the latent metric read."""
+
+    def __init__(self, z: torch.Tensor) -> None:
+        self.z = z
+        self.model = SimpleNamespace(
+            has_prior=True, device=torch.device("cpu"), latent_kind="deterministic"
+        )
+
+    def latents(self, split: str) -> torch.Tensor:
+        return self.z
+
+    def encodings(self, split: str) -> tuple[torch.Tensor, None]:
+        return self.z, None
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_expost_mixture_fits_collapsed_latents_and_leaves_out_nan_rows() -> None:
+    from aebench.samplers import expost
+
+    generator = torch.Generator().manual_seed(0)
+    draw = expost.fit(_Ctx(torch.ones(200, 4)))  # every code the same point
+    assert draw is not None and torch.isfinite(draw(16, generator)).all()
+    some_nan = torch.randn(200, 4)
+    some_nan[:7] = float("nan")
+    assert len(expost.finite_latents(some_nan)) == 193
+    draw = expost.fit(_Ctx(some_nan))
+    assert draw is not None and torch.isfinite(draw(16, generator)).all()
+    with pytest.raises(ValueError, match="200 of 200 training latent means are NaN or infinite"):
+        expost.fit(_Ctx(torch.full((200, 4), float("inf"))))
+
+
+def test_latent_health_of_nan_codes_is_an_error_with_the_reason() -> None:
+    """Recorded by evaluate() as ``latent_error``; its columns are then empty ("—")."""
+    from aebench.metrics import latent
+
+    z = torch.randn(50, 4)
+    z[3, 1] = float("nan")
+    with pytest.raises(ValueError, match="1 of 50 test latent codes are NaN or infinite"):
+        latent.compute(_Ctx(z))
+    assert latent.compute(_Ctx(torch.ones(50, 4)))["active_units"] == 0  # collapsed: none

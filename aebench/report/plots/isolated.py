@@ -27,6 +27,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from aebench.report.plots._worker import run
+
 TIMEOUT = 300.0
 """Seconds one call may take (the helper's start included) before it is killed."""
 PRELOAD = ("sklearn.manifold",)
@@ -134,8 +136,6 @@ def _stop_dead() -> None:
 
 def _here(job: tuple[str, dict[str, Any], str | None, tuple[Any, ...]]) -> tuple[Any, str | None]:
     """The job run in this process: where no helper can be started."""
-    from aebench.report.plots._worker import run
-
     try:
         return run(*job), None
     except Exception as exc:
