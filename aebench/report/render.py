@@ -43,6 +43,7 @@ from aebench.report import plots
 from aebench.report.comparisons import dataset_figures, row_label
 from aebench.report.format import fmt_value, slugify
 from aebench.report.leaderboard import leaderboard_context, model_options
+from aebench.report.plots import isolated
 from aebench.report.plots.base import UNREADABLE, read_latents
 from aebench.report.plots.gallery import crop_grid_rows, tile_scale
 from aebench.report.runpage import run_context, sampler_label
@@ -563,6 +564,8 @@ def _build(
         for row in ds["rows"]:
             for member in row["members"]:
                 siblings[member.run_id] = row["runs"]
+    if any(r.file("latents.npz") for r in records):
+        isolated.warm()  # t-SNE's helper process imports scikit-learn meanwhile
     emit("run pages", 0, len(records))
     for i, record in enumerate(records, start=1):
         slug = slugs[record.run_id]

@@ -90,6 +90,25 @@ def _crashed(proc: subprocess.Popen[bytes]) -> str:
     return f"crashed (signal {-code})" if code < 0 else f"crashed (exit status {code})"
 
 
+def _ensure() -> bool:
+    """A helper running (started if need be; called with the lock held); False where
+    none can be started."""
+    if _helper.get("proc") is None or _helper["proc"].poll() is not None:
+        _stop()
+        started = _start()
+        if started is None:
+            return False
+        _helper.update(zip(("proc", "requests", "answers"), started, strict=True))
+    return True
+
+
+def warm() -> None:
+    """Start the helper now, without waiting for it: its imports then overlap the
+    caller's other work (the site build calls this before its run pages)."""
+    with _lock:
+        _ensure()
+
+
 def call(
     target: str,
     kwargs: dict[str, Any],
@@ -104,12 +123,8 @@ def call(
     after 300 s"``; the helper is killed and the next call starts another)."""
     job = (target, kwargs, method, args)
     with _lock:
-        if _helper.get("proc") is None or _helper["proc"].poll() is not None:
-            _stop()
-            started = _start()
-            if started is None:
-                return _here(job)
-            _helper.update(zip(("proc", "requests", "answers"), started, strict=True))
+        if not _ensure():
+            return _here(job)
         proc, requests, answers = _helper["proc"], _helper["requests"], _helper["answers"]
         try:
             requests.send(job)
