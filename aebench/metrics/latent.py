@@ -66,6 +66,13 @@ def continuous(ctx: EvalContext) -> bool:
 
 def compute(ctx: EvalContext) -> dict[str, Any]:
     means, logvars = ctx.encodings("test")
+    finite = torch.isfinite(means).all(dim=1)
+    if logvars is not None:
+        finite &= torch.isfinite(logvars).all(dim=1)
+    if not bool(finite.all()):  # the run page shows this as latent_error; the columns n/a
+        raise ValueError(
+            f"{int((~finite).sum())} of {len(means)} test latent codes are NaN or infinite"
+        )
     out: dict[str, Any] = {
         "active_units": active_units(means),
         "latent_variance": [round(v, 6) for v in means.double().var(dim=0).tolist()],

@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,10 +38,12 @@ from aebench import results
 from aebench._version import __version__
 from aebench.errors import DataError
 from aebench.metrics.latent import KL_THRESHOLD
+from aebench.progress import Message
 from aebench.report import plots
 from aebench.report.comparisons import dataset_figures, row_label
 from aebench.report.format import fmt_value, slugify
 from aebench.report.leaderboard import leaderboard_context, model_options
+from aebench.report.plots import isolated
 from aebench.report.plots.base import UNREADABLE, read_latents
 from aebench.report.plots.gallery import crop_grid_rows, tile_scale
 from aebench.report.runpage import run_context, sampler_label
@@ -185,12 +188,32 @@ def _width(path: Path, scale: int) -> int | None:
         return None
 
 
-def _load_latents(path: Path, problems: list[str]) -> tuple[Any, Any] | None:
+def _load_latents(path: Path, problems: list[str], notes: list[str]) -> tuple[Any, Any] | None:
     try:
         return read_latents(path)
     except UNREADABLE as exc:
-        problems.append(f"{path.name} unreadable: {type(exc).__name__}: {exc}")
+        why = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
+        problems.append(f"{path.name} unreadable: {why}")
+        notes.append(f"{path.name} is unreadable ({why})")
         return None
+
+
+def _unreadable_image(path: Path) -> str | None:
+    """Why the image at ``path`` cannot be shown (empty, truncated, not an image), or
+    None when it decodes."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+    except UNREADABLE as exc:
+        return f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
+    return None
+
+
+def _sentences(notes: list[str]) -> str:
+    """Notes as sentences: ``["a", "b"]`` becomes ``"a. b."``."""
+    return " ".join(n if n.endswith(".") else f"{n}." for n in notes)
 
 
 def _class_names(record: RunRecord, y: Any) -> list[str] | None:
@@ -212,8 +235,13 @@ def run_assets(record: RunRecord, slug: str, site: _Site, problems: list[str]) -
     )
     assets["widths"] = {}
     assets["sizes"] = {}
+    assets["missing"] = {}  # figure -> why it is not shown (the page says so in its place)
     for name, src in record.images.items():
         if name not in RUN_IMAGES:
+            continue
+        if (why := _unreadable_image(src)) is not None:
+            problems.append(f"{src.name} unreadable: {why}")
+            assets["missing"][name] = f"{src.name} is unreadable ({why})."
             continue
         site.copy(src, f"{base}/{name}.png")
         assets[name] = f"{slug}/{name}.png"
@@ -226,6 +254,9 @@ def run_assets(record: RunRecord, slug: str, site: _Site, problems: list[str]) -
             assets["animation"] = f"{slug}/recon_epochs.gif"
             assets["widths"]["animation"] = _display_width(target)
             assets["animation_frames"] = len(frames)
+        else:
+            site.discard(f"{base}/recon_epochs.gif")
+            assets["missing"]["animation"] = "No per-epoch reconstruction is readable."
 
     history = record.file("history.csv")
     if record.history:
@@ -239,25 +270,39 @@ def run_assets(record: RunRecord, slug: str, site: _Site, problems: list[str]) -
     latents = record.file("latents.npz")
     if latents is not None:
         target = site.path(f"{base}/latents.png")
+        notes: list[str] = []
         if site.fresh(target, [latents, metrics_file]):
             assets["latents"] = f"{slug}/latents.png"
-        elif (data := _load_latents(latents, problems)) is not None:
+        elif (data := _load_latents(latents, problems, notes)) is not None:
             z, y = data
             names = _class_names(record, y)
-            drawn = plots.plot_latents(z, y, target, class_names=names, seed=_seed(record))
+            drawn = plots.plot_latents(
+                z, y, target, class_names=names, seed=_seed(record), notes=notes
+            )
             if drawn:
                 assets["latents"] = f"{slug}/latents.png"
                 assets["latent_methods"] = drawn
         if assets["latents"]:
             assets["sizes"]["latents"] = plots.display_size(target)
+        else:
+            site.discard(f"{base}/latents.png")
+        if notes:
+            assets["missing"]["latents"] = _sentences(notes)
 
     latents_epochs = record.file("latents_epochs.npz")
     if latents_epochs is not None:
         target = site.path(f"{base}/latents_epochs.gif")
+        notes = []
         reuse = site.fresh(target, [latents_epochs])
-        data = None if reuse else _load_latents(latents_epochs, problems)
-        if reuse or (data and plots.make_latent_gif(*data, target, seed=_seed(record))):
+        data = None if reuse else _load_latents(latents_epochs, problems, notes)
+        if reuse or (
+            data and plots.make_latent_gif(*data, target, seed=_seed(record), notes=notes)
+        ):
             assets["latent_animation"] = f"{slug}/latents_epochs.gif"
+        else:
+            site.discard(f"{base}/latents_epochs.gif")
+        if notes:
+            assets["missing"]["latent_animation"] = _sentences(notes)
 
     per_class = (record.metrics or {}).get("per_class")
     if isinstance(per_class, dict) and per_class:
@@ -390,6 +435,10 @@ def build_site(
         if on_event is not None:
             on_event(SiteProgress(step, done, total, item))
 
+    def warn(text: str) -> None:
+        if on_event is not None:
+            on_event(Message(f"aebench: warning: {text}"))
+
     emit("reading runs", 0, 1)
     records, default_root, store_root, single = _records_and_root(Path(out_dir))
     emit("reading runs", 1, 1, f"{len(records)} runs")
@@ -406,7 +455,7 @@ def build_site(
         root.mkdir(parents=True, exist_ok=True)
         if ours:
             (root / MARKER).write_text(stamp, encoding="utf-8")
-        _build(root, records, store_root, single, _Site(root, reuse=previous == stamp), emit)
+        _build(root, records, store_root, single, _Site(root, reuse=previous == stamp), emit, warn)
     except BaseException:
         if root != final:
             shutil.rmtree(root, ignore_errors=True)
@@ -416,9 +465,59 @@ def build_site(
     return final / "index.html"
 
 
+STALE_AGE = 24 * 3600.0
+"""Seconds after which a leftover build folder whose process id is alive again (reused
+by another program) is removed all the same: no build takes a day."""
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (on this machine)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    except OSError:  # Windows: no such process (or no signal 0)
+        return False
+    return True
+
+
+def remove_stale(final: Path, now: float | None = None) -> list[Path]:
+    """Remove the ``.<site>.building-<pid>`` and ``.<site>.old-<pid>`` folders beside
+    ``final`` that a killed build left: those whose process is gone, or older than
+    :data:`STALE_AGE`. A live build's folder (its process running) is never touched.
+    Returns the folders removed."""
+    pattern = re.compile(rf"^\.{re.escape(final.name)}\.(building|old)-(\d+)$")
+    now = time.time() if now is None else now
+    removed = []
+    try:
+        entries = list(final.parent.iterdir())
+    except OSError:
+        return []
+    for entry in entries:
+        m = pattern.match(entry.name)
+        if not m or int(m.group(2)) == os.getpid() or not entry.is_dir():
+            continue
+        try:
+            age = now - entry.stat().st_mtime
+        except OSError:
+            continue
+        if _pid_alive(int(m.group(2))) and age < STALE_AGE:
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        if not entry.exists():
+            removed.append(entry)
+    return removed
+
+
 def _aside(final: Path) -> Path:
     """A private folder beside ``final`` holding a copy of the current site (modification
-    times kept, so unchanged derived files are reused)."""
+    times kept, so unchanged derived files are reused). Folders that killed builds left
+    beside it are removed first (:func:`remove_stale`)."""
+    remove_stale(final)
     aside = final.parent / f".{final.name}.building-{os.getpid()}"
     shutil.rmtree(aside, ignore_errors=True)
     if final.is_dir():
@@ -444,8 +543,10 @@ def _build(
     single: str | None,
     site: _Site,
     emit: Callable[..., None],
+    warn: Callable[[str], None] = lambda text: None,
 ) -> None:
-    """Write the site's pages, plots, gallery and downloads into ``root``."""
+    """Write the site's pages, plots, gallery and downloads into ``root``; ``warn`` gets
+    one line per run artefact that cannot be read."""
 
     env = _env()
     taken: set[str] = set()
@@ -463,11 +564,16 @@ def _build(
         for row in ds["rows"]:
             for member in row["members"]:
                 siblings[member.run_id] = row["runs"]
+    if any(r.file("latents.npz") for r in records):
+        isolated.warm()  # t-SNE's helper process imports scikit-learn meanwhile
     emit("run pages", 0, len(records))
     for i, record in enumerate(records, start=1):
         slug = slugs[record.run_id]
         rctx = run_context(record, slug)
+        known = len(rctx["problems"])  # the store's, already shown; new ones are artefacts'
         rctx["assets"] = run_assets(record, slug, site, rctx["problems"])
+        for problem in rctx["problems"][known:]:
+            warn(f"run {record.run_id}: {problem}; its page is built without it")
         rctx["siblings"] = [
             {**s, "href": s["href"].removeprefix("runs/")}
             for s in siblings.get(record.run_id, [])

@@ -4,10 +4,10 @@ The "ex-post" density estimation of Ghosh et al. (2020): after training, a
 :data:`COMPONENTS`-component, full-covariance ``GaussianMixture``
 (:func:`aebench.models.density.fit_gmm`, ``random_state=0``) is fitted on the
 latent means of the first :data:`~aebench.metrics.context.EXPOST_FIT_IMAGES`
-training images; its draws are decoded. A model without a prior of its own (the
-plain AE) already samples from such a density, fitted after training: its own
-``sample`` is its ex-post sampler. It applies to continuous latents (gaussian
-and deterministic), not to discrete codes.
+training images (those without NaN or infinity); its draws are decoded. A model
+without a prior of its own (the plain AE) already samples from such a density,
+fitted after training: its own ``sample`` is its ex-post sampler. It applies to
+continuous latents (gaussian and deterministic), not to discrete codes.
 """
 
 from __future__ import annotations
@@ -40,13 +40,28 @@ def continuous(model: AutoEncoder) -> bool:
     return model.latent_kind in ("gaussian", "deterministic")
 
 
+def finite_latents(latents: torch.Tensor) -> torch.Tensor:
+    """The rows of ``latents`` without NaN or infinity (a model that diverged on some
+    images); a ValueError saying how many are not when too few are left to fit the
+    mixture (the metrics drawing from it record that as their error)."""
+    finite = torch.isfinite(latents).reshape(len(latents), -1).all(dim=1)
+    if bool(finite.all()):
+        return latents
+    if int(finite.sum()) < max(COMPONENTS, 2):
+        raise ValueError(
+            f"{int((~finite).sum())} of {len(latents)} training latent means are NaN or "
+            "infinite: no ex-post density to fit"
+        )
+    return latents[finite]
+
+
 def fit(ctx: EvalContext) -> LatentDraw | None:
     """The mixture fitted on ``ctx.latents("train")`` (None for a model without a
     prior: its ``sample`` draws from its own ex-post density)."""
     model = ctx.model
     if not model.has_prior:
         return None
-    weights, means, chol = fit_gmm(ctx.latents("train"), COMPONENTS)
+    weights, means, chol = fit_gmm(finite_latents(ctx.latents("train")), COMPONENTS)
     dev, dtype = model.device, torch.float32
     w, m, c = weights.to(dev, dtype), means.to(dev, dtype), chol.to(dev, dtype)
     return lambda n, generator: sample_gmm(w, m, c, n, generator)
