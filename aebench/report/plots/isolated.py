@@ -10,6 +10,12 @@ kept for the life of this process and restarted after a crash, and turns a
 crash or a hang into a reason to show (``"crashed (signal 11)"``,
 ``"timed out after 300 s"``).
 
+Hand-written rather than ``concurrent.futures.ProcessPoolExecutor``: a spawn or
+forkserver pool re-imports the caller's ``__main__`` and the executors' shared
+forkserver preload (torch, every plugin) in its child, seconds per start where
+this helper needs scikit-learn alone; ``fork`` would copy torch's OpenMP state.
+The helper ends when this process does (EOF on its request pipe).
+
 The helper imports scikit-learn once per process (about 2 s on a free 2-core
 CPU); each call then costs the transfer of its arguments and result
 (milliseconds for the report's 2000 x d latents). Where no process can be
