@@ -18,7 +18,9 @@ Exporting again skips runs already in the experiment (matched by
 ``aebench.key``), so it can follow every ``aebench run``. A local folder or a
 ``file:`` URI uses MLflow's file store, which works offline (recent MLflow asks
 to opt in to it: aebench sets ``MLFLOW_ALLOW_FILE_STORE=true`` for such URIs).
-Needs the optional extra ``aebench[mlflow]`` (``mlflow-skinny``).
+Needs the optional extra ``aebench[mlflow]`` (``mlflow-skinny``); a database store
+(``sqlite:///mlflow.db``) also needs SQLAlchemy and Alembic. :func:`check_mlflow`
+checks the target before any work (a server must answer within a few seconds).
 """
 
 from __future__ import annotations

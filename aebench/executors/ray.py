@@ -8,6 +8,13 @@ at ``--out``, which must be a folder every node can reach. Ray retries a task
 whose worker or node died (``max_retries``); the retry waits for the dead
 worker's claim to expire and reruns the cell, and the claim keeps a live cell
 from running twice. Progress events come back through a Ray queue.
+
+An address nothing answers at (``--ray-address``) and a cell no node can hold
+(more CPUs or GPUs than the largest node has) are one-line errors before any cell
+is queued: Ray would wait for them for ever. A local instance is Ray's own: its GCS,
+raylet and workers share the driver's fate (Ray sets ``PR_SET_PDEATHSIG``), so they
+end with ``aebench run`` even after SIGKILL; its dashboard and runtime-env agents
+notice that the raylet is gone by themselves, within a minute.
 """
 
 from __future__ import annotations
