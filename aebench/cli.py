@@ -610,6 +610,10 @@ def run_cmd(
         "slurm_gpus_per_task": slurm_gpus_per_task,
         "slurm_cpus_per_task": slurm_cpus_per_task,
     }
+    if mlflow:  # the export target and its extra, before anything trains
+        from aebench.tracking import check_mlflow
+
+        check_mlflow(mlflow, mlflow_experiment, experiment_flag="--mlflow-experiment")
     progress = ConsoleProgress(console=err)
     try:
         summary = run_grids(

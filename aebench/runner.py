@@ -257,7 +257,7 @@ def run_grids(
     if suite:
         meta, suite_grids = load_suite(suite)
         grids = [g.merged(o) for g in suite_grids for o in (grids or [Grid()])]
-        where = where.merged(meta.get("execution") or {})
+        where = where.merged(meta.get("execution") or {}, f"--suite {suite}: [execution]")
         if meta.get("name"):
             emit(Message(f"suite {meta['name']}: {meta.get('description', '')}".strip()))
     where = where.merged(dict(execution or {})).check()

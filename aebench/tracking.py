@@ -18,13 +18,16 @@ Exporting again skips runs already in the experiment (matched by
 ``aebench.key``), so it can follow every ``aebench run``. A local folder or a
 ``file:`` URI uses MLflow's file store, which works offline (recent MLflow asks
 to opt in to it: aebench sets ``MLFLOW_ALLOW_FILE_STORE=true`` for such URIs).
-Needs the optional extra ``aebench[mlflow]`` (``mlflow-skinny``).
+Needs the optional extra ``aebench[mlflow]`` (``mlflow-skinny``); a database store
+(``sqlite:///mlflow.db``) also needs SQLAlchemy and Alembic. :func:`check_mlflow`
+checks the target before any work (a server must answer within a few seconds).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,18 +50,107 @@ class ExportSummary:
     skipped: list[str]
 
 
-def _client(uri: str) -> Any:
+PROBE_SECONDS = 5.0
+"""How long the check before any work waits for an MLflow server to answer."""
+
+DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
+
+
+def check_mlflow(
+    uri: str, experiment: str = EXPERIMENT, experiment_flag: str = "--experiment"
+) -> str:
+    """Check an export target before any work (``aebench run --mlflow`` checks it before
+    training): the experiment name, the optional extra, and the target itself: a local
+    folder that can be created and written, a database store MLflow can open, a server
+    that answers within a few seconds (MLflow itself retries an unreachable server for
+    minutes). Returns the tracking URI (a folder as a ``file:`` URI); one-line
+    :class:`~aebench.errors.ConfigError` otherwise, naming the option."""
+    if not str(experiment).strip():
+        raise ConfigError(f"{experiment_flag} is empty: give the MLflow experiment's name")
+    if not str(uri).strip():
+        raise ConfigError("--mlflow is empty: give a tracking URI or a folder")
     try:
-        from mlflow.tracking import MlflowClient
+        import mlflow  # noqa: F401
     except ImportError:
         raise ConfigError(
             "--mlflow needs the optional dependency 'mlflow-skinny': pip install 'aebench[mlflow]'"
         ) from None
-    if "://" not in uri:  # a local folder
-        uri = Path(uri).expanduser().resolve().as_uri()
+    scheme = uri.split("://", 1)[0].split("+", 1)[0].lower() if "://" in uri else ""
+    if not scheme or scheme == "file":
+        return _check_folder(uri)
+    if scheme in DATABASE_SCHEMES:
+        _check_database(uri)
+    elif scheme in ("http", "https"):
+        _probe_server(uri)
+    return uri
+
+
+def _check_folder(uri: str) -> str:
+    from urllib.parse import urlsplit
+    from urllib.request import url2pathname
+
+    text = url2pathname(urlsplit(uri).path) if uri.startswith("file:") else uri
+    path = Path(text).expanduser().resolve()
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--mlflow {uri}: a file, not a folder (give a folder or a URI)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"--mlflow {uri}: cannot create or write to this folder ({exc.strerror or exc})"
+        ) from None
+    return path.as_uri()
+
+
+def _check_database(uri: str) -> None:
+    """MLflow's database stores need SQLAlchemy and Alembic, which the ``aebench[mlflow]``
+    extra (``mlflow-skinny``) leaves out."""
+    import importlib.util
+
+    missing = [m for m in ("sqlalchemy", "alembic") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ConfigError(
+            f"--mlflow {uri}: MLflow's database stores need {' and '.join(missing)} "
+            f"(pip install {' '.join(missing)}); or give a folder, MLflow's file store"
+        )
+
+
+def _probe_server(uri: str, timeout: float = PROBE_SECONDS) -> None:
+    """Any HTTP answer will do (the server's checks come with the first request)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout):
+            pass
+    except urllib.error.HTTPError:
+        return  # it answered
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        if isinstance(reason, TimeoutError) or "timed out" in str(reason):
+            reason = f"no answer within {timeout:g} s"
+        elif isinstance(reason, OSError) and reason.strerror:
+            reason = reason.strerror
+        raise ConfigError(f"--mlflow {uri}: no MLflow server answers there ({reason})") from None
+
+
+def _client(uri: str, experiment: str) -> tuple[Any, str]:
+    uri = check_mlflow(uri, experiment)
+    from mlflow.tracking import MlflowClient
+
     if uri.startswith("file:"):
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-    return MlflowClient(uri), uri
+    try:
+        return MlflowClient(uri), uri
+    except Exception as exc:  # MlflowException: a URI MLflow cannot open
+        raise ConfigError(f"--mlflow {uri}: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def export_mlflow(
@@ -68,11 +160,15 @@ def export_mlflow(
     weights: bool = False,
 ) -> ExportSummary:
     """Export the finished runs under ``out_dir`` to MLflow at ``uri`` (see the module doc)."""
-    client, uri = _client(uri)
+    client, uri = _client(uri, experiment)
     from mlflow.entities import Metric, Param
+    from mlflow.exceptions import MlflowException
 
-    found = client.get_experiment_by_name(experiment)
-    exp_id = found.experiment_id if found else client.create_experiment(experiment)
+    try:
+        found = client.get_experiment_by_name(experiment)
+        exp_id = found.experiment_id if found else client.create_experiment(experiment)
+    except MlflowException as exc:  # the store refused the experiment (its name, a bad store)
+        raise ConfigError(f"--mlflow {uri}: {_first_line(exc)}") from None
     known = {
         r.data.tags.get("aebench.key")
         for r in client.search_runs([exp_id], max_results=50000)

@@ -18,7 +18,14 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from aebench.execute import Outcome, execute_run
-from aebench.executors import ExecutionSettings, Job, Numbered, drain, resolve_devices
+from aebench.executors import (
+    ExecutionSettings,
+    Job,
+    Numbered,
+    die_with_parent,
+    drain,
+    resolve_devices,
+)
 from aebench.metrics.evaluate import import_libraries
 from aebench.plan import RunConfig
 from aebench.progress import OnEvent
@@ -88,6 +95,17 @@ def _pool(
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         drain(events, emit, queue_module.Empty)
+        _stop_fork_server()
+
+
+def _stop_fork_server() -> None:
+    """End the fork server once the pool is done (it would otherwise wait for this
+    process to exit, and outlive it when something else holds its pipe open)."""
+    from multiprocessing import forkserver
+
+    stop = getattr(getattr(forkserver, "_forkserver", None), "_stop", None)
+    if callable(stop):
+        stop()
 
 
 PRELOAD = ("aebench.executors._preload",)
@@ -106,8 +124,12 @@ def _context() -> Any:
 
 
 def _init_worker(events: Any, counter: Any, devices: list[str], threads: int) -> None:
-    """In each worker: its number, device and CPU threads, and where events go."""
+    """In each worker: its number, device and CPU threads, and where events go. A worker
+    ends with the fork server that forked it (which ends with ``aebench run``), even
+    when ``aebench run`` is killed with SIGKILL."""
     import torch
+
+    die_with_parent()
 
     with counter.get_lock():
         counter.value += 1

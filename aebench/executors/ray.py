@@ -8,6 +8,13 @@ at ``--out``, which must be a folder every node can reach. Ray retries a task
 whose worker or node died (``max_retries``); the retry waits for the dead
 worker's claim to expire and reruns the cell, and the claim keeps a live cell
 from running twice. Progress events come back through a Ray queue.
+
+An address nothing answers at (``--ray-address``) and a cell no node can hold
+(more CPUs or GPUs than the largest node has) are one-line errors before any cell
+is queued: Ray would wait for them for ever. A local instance is Ray's own: its GCS,
+raylet and workers share the driver's fate (Ray sets ``PR_SET_PDEATHSIG``), so they
+end with ``aebench run`` even after SIGKILL; its dashboard and runtime-env agents
+notice that the raylet is gone by themselves, within a minute.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+from aebench.errors import ConfigError
 from aebench.execute import Outcome
 from aebench.executors import (
     ExecutionSettings,
@@ -24,6 +32,7 @@ from aebench.executors import (
     default_gpus,
     drain,
     execute_scheduled,
+    probe_ray_address,
 )
 from aebench.plan import RunConfig
 from aebench.progress import OnEvent, Stage
@@ -43,22 +52,20 @@ def execute(
 
     started = not ray.is_initialized()
     if started:
-        if settings.ray_address:
-            ray.init(address=settings.ray_address, log_to_driver=False)
-        else:
-            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
-    emit(Stage(f"Ray: {ray.cluster_resources().get('CPU', 0):g} CPUs available"))
-    threads = settings.threads_per_cell()
-    gpus = settings.gpus_per_cell
-    if gpus is None:
-        gpus = float(default_gpus(cells[0][1].device))
-    cpus = settings.cpus_per_cell or threads
-    task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=MAX_RETRIES)(_ray_cell)
-    events = Queue()
-    limit = settings.workers if settings.workers > 1 else len(cells)
-    waiting = list(cells)
+        _start(ray, settings)
     running: dict[Any, RunConfig] = {}
     try:
+        emit(Stage(f"Ray: {ray.cluster_resources().get('CPU', 0):g} CPUs available"))
+        threads = settings.threads_per_cell()
+        gpus = settings.gpus_per_cell
+        if gpus is None:
+            gpus = float(default_gpus(cells[0][1].device))
+        cpus = settings.cpus_per_cell or threads
+        check_fits(ray.nodes(), cpus, gpus, settings)  # before any cell is queued
+        task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=MAX_RETRIES)(_ray_cell)
+        events = Queue()
+        limit = settings.workers if settings.workers > 1 else len(cells)
+        waiting = list(cells)
         while waiting or running:
             while waiting and len(running) < limit:
                 index, run = waiting.pop(0)
@@ -78,6 +85,46 @@ def execute(
             ray.cancel(ref)
         if started:
             ray.shutdown()
+
+
+def _start(ray: Any, settings: ExecutionSettings) -> None:
+    """Join the cluster at ``--ray-address`` (checked to answer first: Ray itself waits for
+    an unreachable one for ever), or start a local one, which Ray ties to this process:
+    its processes end with it, also when it is killed."""
+    if settings.ray_address:
+        probe_ray_address(settings.ray_address)
+        try:
+            ray.init(address=settings.ray_address, log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(
+                f"--ray-address {settings.ray_address}: cannot join a Ray cluster there ({why})"
+            ) from None
+    else:
+        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+
+
+def check_fits(
+    nodes: list[dict[str, Any]], cpus: float, gpus: float, settings: ExecutionSettings
+) -> None:
+    """A one-line error naming the option when no live node of the cluster has ``cpus``
+    CPUs and ``gpus`` GPUs (Ray would keep such a task pending for ever)."""
+    alive = [n.get("Resources", {}) for n in nodes if n.get("Alive", n.get("alive", True))]
+    if any(r.get("CPU", 0) >= cpus and r.get("GPU", 0) >= gpus for r in alive):
+        return
+    most_cpus = max((r.get("CPU", 0) for r in alive), default=0)
+    most_gpus = max((r.get("GPU", 0) for r in alive), default=0)
+    if gpus and most_gpus < gpus:
+        flag = "--gpus-per-cell" if settings.gpus_per_cell is not None else "--device"
+        has = f"{most_gpus:g} GPU(s)" if most_gpus else "no GPU"
+        raise ConfigError(
+            f"{flag}: a cell asks for {gpus:g} GPU(s); the largest Ray node has {has}"
+        )
+    flag = "--cpus-per-cell" if settings.cpus_per_cell is not None else "--threads"
+    raise ConfigError(
+        f"{flag}: a cell asks for {cpus:g} CPU(s) (and {gpus:g} GPU(s)); no Ray node has "
+        f"that (the largest has {most_cpus:g} CPU(s))"
+    )
 
 
 def _ray_cell(run: RunConfig, job: Job, index: int, threads: int, events: Any) -> Outcome:
