@@ -57,6 +57,13 @@ class Summary:
         return sum(o.status == status for o in self.outcomes)
 
 
+META_HINT = (
+    " (a constructor must only build layers: no .item(), float(t) or .tolist(); "
+    "read values in on_train_start)"
+)
+"""Ends the line that refuses a model the meta device cannot build."""
+
+
 def check_runs(runs: Iterable[RunConfig], data: DataCache) -> tuple[list[RunConfig], list[str]]:
     """Checks that need the data, before any training: datasets load, splits are big
     enough for the settings, every model can be built for its dataset's image
@@ -103,7 +110,7 @@ def check_runs(runs: Iterable[RunConfig], data: DataCache) -> tuple[list[RunConf
                     raise ConfigError(
                         f"model {run.model!r} cannot be built on PyTorch's meta device, where "
                         f"aebench checks every model before training (for {run.dataset}'s "
-                        f"{shape} images): {cause}"
+                        f"{shape} images): {cause}{META_HINT}"
                     ) from None
             # Counted on the meta model, so a size too big for the machine is refused
             # here, naming the options, not met as an allocator error mid-run.

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torchvision
 
 import aebench.datasets.fetching as fetching
 from aebench import catalog
@@ -374,7 +375,8 @@ def test_fetch_uses_torchvision_urls_and_md5s(tmp_path, monkeypatch):
     root = catalog.fetch_dataset("mnist", tmp_path / "data", echo=None)
     assert root == tmp_path / "data"
     assert [f for _, f, _ in seen] == [name for name, _ in mnist.MNIST.torchvision()[1].items()]
-    assert seen[0][0] == "https://ossci-datasets.s3.amazonaws.com/mnist/train-images-idx3-ubyte.gz"
+    # torchvision's first mirror (ossci's S3 today; yann.lecun.com in torchvision 0.16)
+    assert seen[0][0] == torchvision.datasets.MNIST.mirrors[0] + "train-images-idx3-ubyte.gz"
     assert seen[0][2] == "f68b3c2dcbeaaa9fbdd348bbdeb94873"
     assert not list((root / "MNIST" / "raw").glob(".aebench-download-*"))
     ds = get_dataset("mnist", "test", root, verify_checksums=False)
